@@ -1,0 +1,174 @@
+/**
+ * The shapes every module agrees on: the ECS process event the sensor emits and the alert the engine
+ * builds from it. Field names and types follow ECS (see ../shared/ecs/ecs-fields.json): ids are strings,
+ * list fields are arrays even with one element, dates are ISO 8601 strings. A field the agent could not
+ * read is absent, never guessed. Anything ECS has no place for lives under `execsentry.*`.
+ */
+
+export interface EcsUserRef {
+  id?: string;
+  name?: string;
+}
+
+export interface EcsGroupRef {
+  id?: string;
+  name?: string;
+}
+
+export interface EcsCharDevice {
+  major: number;
+  minor: number;
+}
+
+/** The parent as Elastic Defend reports it: what was known of the process that exec'd or forked us. */
+export interface EcsParentProcess {
+  pid?: number;
+  entity_id?: string;
+  executable?: string;
+  name?: string;
+  args?: string[];
+  args_count?: number;
+  command_line?: string;
+  working_directory?: string;
+  start?: string;
+  interactive?: boolean;
+  user?: EcsUserRef;
+  group?: EcsGroupRef;
+}
+
+export interface EcsProcess {
+  pid: number;
+  entity_id: string;
+  executable?: string;
+  name?: string;
+  args?: string[];
+  args_count?: number;
+  command_line?: string;
+  working_directory?: string;
+  start?: string;
+  interactive?: boolean;
+  tty?: { char_device: EcsCharDevice };
+  session_leader?: { pid: number };
+  group_leader?: { pid: number };
+  user?: EcsUserRef;
+  real_user?: EcsUserRef;
+  saved_user?: EcsUserRef;
+  group?: EcsGroupRef;
+  real_group?: EcsGroupRef;
+  saved_group?: EcsGroupRef;
+  thread?: { capabilities: { effective?: string[]; permitted?: string[] } };
+  parent?: EcsParentProcess;
+}
+
+export interface EcsHost {
+  id?: string;
+  name: string;
+  hostname: string;
+  architecture: string;
+  os: {
+    type: 'linux';
+    family?: string;
+    name?: string;
+    version?: string;
+    kernel: string;
+    platform?: string;
+    full?: string;
+  };
+}
+
+export interface EcsAgent {
+  type: 'execsentry';
+  version: string;
+  id: string;
+}
+
+/** What execsentry records that ECS has no field for. */
+export interface ExecsentryProcessExtras {
+  /** The /proc snapshot could not be completed (the process exited first); missing fields are absent. */
+  partial?: boolean;
+  /** Emitted by the /proc rescan after a kernel-event overrun, not from a live exec record. */
+  recovered?: boolean;
+  /** argv was longer than the per-event cap; `process.args` holds the kept prefix. */
+  args_truncated?: boolean;
+  /** argv bytes that were not valid UTF-8 were replaced by U+FFFD in `process.args`. */
+  args_lossy?: boolean;
+}
+
+export interface ProcessEvent {
+  '@timestamp': string;
+  event: {
+    kind: 'event';
+    category: ['process'];
+    type: ['start'];
+    action: 'exec';
+    id: string;
+    created: string;
+    module: 'execsentry';
+    dataset: 'execsentry.process';
+  };
+  ecs: { version: string };
+  process: EcsProcess;
+  user?: EcsUserRef & { effective?: EcsUserRef };
+  group?: EcsGroupRef;
+  host: EcsHost;
+  agent: EcsAgent;
+  execsentry?: ExecsentryProcessExtras;
+}
+
+export type RuleSeverity = 'low' | 'medium' | 'high' | 'critical';
+
+/** ECS event.severity for each rule severity, as Elastic's detection engine maps them. */
+export const SEVERITY_NUMBER: Readonly<Record<RuleSeverity, number>> = {
+  low: 21,
+  medium: 47,
+  high: 73,
+  critical: 99,
+};
+
+export interface EcsThreat {
+  framework: string[];
+  tactic: { id: string[]; name: string[]; reference: string[] };
+  technique: {
+    id: string[];
+    name: string[];
+    reference: string[];
+    subtechnique: { id: string[]; name: string[]; reference: string[] };
+  };
+}
+
+export interface AlertRule {
+  id: string;
+  uuid: string;
+  name: string;
+  description?: string;
+  version: string;
+  license?: string;
+  author?: string[];
+  reference?: string[];
+  category?: string;
+  ruleset?: string;
+}
+
+/**
+ * The triggering process event turned into an alert that Kibana's "External Alerts" rule promotes
+ * unchanged: event.kind "alert", event.module not "endpoint", message = rule name.
+ */
+export interface Alert extends Omit<ProcessEvent, 'event' | 'execsentry'> {
+  message: string;
+  event: Omit<ProcessEvent['event'], 'kind' | 'dataset'> & {
+    kind: 'alert';
+    dataset: 'execsentry.alerts';
+    severity: number;
+    risk_score: number;
+  };
+  rule: AlertRule;
+  tags?: string[];
+  threat?: EcsThreat;
+  execsentry: ExecsentryProcessExtras & {
+    rule: { type: 'query' | 'new_terms' };
+    /** new_terms rules: the field → value tuple that had not been seen within the history window. */
+    new_terms?: Record<string, string>;
+  };
+}
+
+export const ECS_VERSION = '8.11.0';
