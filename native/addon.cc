@@ -1,17 +1,14 @@
-// The execsentry addon's module entry: only what must be native. Each native part exports its functions
-// from its own file; this file only assembles them. Context-aware (NAPI_MODULE_INIT), so it loads in
-// worker threads too.
+// The execsentry addon's module entry: only what must be native. Each part exports its functions from its
+// own file (declared in parts.h); this file only assembles them. Context-aware (NAPI_MODULE_INIT through
+// node-addon-api), so it loads in worker threads too.
 #include <napi.h>
 
-namespace execsentry {
+#include "parts.h"
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  execsentry::InitFileLock(env, exports);
+  execsentry::InitSdNotify(env, exports);
   return exports;
 }
-
-}  // namespace execsentry
-
-static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return execsentry::Init(env, exports); }
 
 NODE_API_MODULE(execsentry, InitModule)
