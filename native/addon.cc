@@ -7,7 +7,10 @@
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   execsentry::InitFileLock(env, exports);
-  execsentry::InitSdNotify(env, exports);
+  execsentry::InitUnixDatagram(env, exports);
+  execsentry::InitConnector(env, exports);
+  execsentry::InitProcfs(env, exports);
+  execsentry::InitNss(env, exports);
   return exports;
 }
 

@@ -6,6 +6,7 @@ set -euo pipefail
 # command → Debian package that provides it
 declare -A needed=(
   [g++]=g++
+  [cc]=gcc
   [make]=make
   [python3]=python3
   [script]=bsdutils

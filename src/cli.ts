@@ -4,6 +4,14 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME, EXIT_USAGE, UserFacingError } from './errors.js';
 import { AGENT_VERSION } from './version.js';
+import { registerStoreCommand } from './commands/store.js';
+import { registerKqlCommand } from './commands/kql.js';
+import { registerEventsCommand } from './commands/events.js';
+import { registerRulesCommand } from './commands/rules.js';
+import { registerRunCommand } from './commands/run.js';
+import { registerInstallCommand } from './commands/install.js';
+import { registerUninstallCommand } from './commands/uninstall.js';
+import { registerStatusCommand } from './commands/status.js';
 
 /**
  * The only entry point. Each command lives in src/commands/<name>.ts and registers itself here; this file
@@ -18,6 +26,14 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // Commands register themselves below, one line each (src/commands/<name>.ts).
+  registerStoreCommand(program);
+  registerKqlCommand(program);
+  registerEventsCommand(program);
+  registerRulesCommand(program);
+  registerRunCommand(program);
+  registerInstallCommand(program);
+  registerUninstallCommand(program);
+  registerStatusCommand(program);
   return program;
 }
 

@@ -9,6 +9,125 @@ export interface NativeAddon {
   tryLockExclusive(fd: number): boolean;
   /** One sd_notify datagram to `socketPath` ('@…' = abstract namespace). Throws on failure. */
   sdNotify(socketPath: string, message: string): boolean;
+  /**
+   * Datagrams to a unix socket (`/dev/log`; '@…' = abstract namespace), in order, without blocking: returns
+   * how many were sent before the receiver's queue was full (the caller retries the rest later). Throws an
+   * Error with `code` (EMSGSIZE, ENOENT, ECONNREFUSED, ESEND) and `sent` for other failures.
+   */
+  sendUnixDatagrams(socketPath: string, messages: Buffer[]): number;
+  /**
+   * Subscribes to the kernel's netlink process connector (throws an Error with `code` EPERM,
+   * EPROTONOSUPPORT, … and `syscall` when it cannot) and delivers decoded records in batches, from a reader
+   * thread, to `onBatch` on the JS thread. Exec records carry a /proc snapshot taken on that thread.
+   */
+  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: ConnectorRecord[]) => void) => ProcessConnector;
+  /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
+  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[]): Promise<ProcSnapshot[]>;
+  /** CLOCK_REALTIME minus CLOCK_MONOTONIC / CLOCK_BOOTTIME (ms), and the length of a /proc clock tick. */
+  clockOffsets(): ClockOffsets;
+  /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
+  lookUpUserNames(uids: number[]): Promise<(string | null)[]>;
+  /** NSS names (getgrgid_r) of each gid, null when unknown; on a worker thread. */
+  lookUpGroupNames(gids: number[]): Promise<(string | null)[]>;
+}
+
+export interface ProcessConnectorOptions {
+  socketBufferBytes: number;
+  maxArgsBytes: number;
+  /** Where /proc is (tests only). */
+  procRoot?: string;
+}
+
+export interface ProcessConnector {
+  /** Unsubscribes, wakes and joins the reader thread. Idempotent. */
+  stop(): void;
+  stats(): ConnectorStats;
+}
+
+export interface ConnectorStats {
+  /** Process records received (acks excluded). */
+  received: number;
+  execs: number;
+  forks: number;
+  exits: number;
+  /** Thread creations and exits, skipped. */
+  threadEvents: number;
+  idChanges: number;
+  /** recv() reported ENOBUFS: the kernel dropped records because the socket buffer was full. */
+  overruns: number;
+  /** Records missing from the per-CPU sequence numbers. */
+  seqGaps: number;
+  /** Exec snapshots that could not be completed (the process exited first). */
+  partial: number;
+  /** Snapshots refused because the pid already belonged to a newer process. */
+  pidReused: number;
+  /** Exec snapshots skipped because the same pid exec'd again within the batch. */
+  superseded: number;
+  batches: number;
+  /** Times the reader paused because JavaScript had not consumed its batches yet. */
+  backpressureWaits: number;
+  /** The receive buffer the kernel granted. */
+  socketBufferBytes: number;
+}
+
+/** Numbers of ConnectorRecord.kind (native/connector.cc RecordKind). */
+export const RecordKind = {
+  exec: 1,
+  fork: 2,
+  exit: 3,
+  uidChange: 4,
+  gidChange: 5,
+  overrun: 6,
+  subscribed: 7,
+  readError: 8,
+} as const;
+
+export type ConnectorRecord =
+  | { kind: typeof RecordKind.exec; cpu: number; timeNs: number; pid: number; snapshot: ProcSnapshot }
+  | { kind: typeof RecordKind.fork; cpu: number; timeNs: number; pid: number; parentPid: number; snapshot: ProcSnapshot }
+  | { kind: typeof RecordKind.exit; cpu: number; timeNs: number; pid: number; parentPid: number; exitCode: number; exitSignal: number }
+  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; cpu: number; timeNs: number; pid: number; realId: number; effectiveId: number }
+  | { kind: typeof RecordKind.overrun; timeNs: number }
+  | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
+
+/**
+ * One process as /proc showed it. Every field is optional: what could not be read is absent (`partial`
+ * says so), never guessed. `reused`: the pid already held a newer process, so nothing of it is here.
+ */
+export interface ProcSnapshot {
+  pid: number;
+  partial: boolean;
+  reused?: boolean;
+  kernelThread?: boolean;
+  comm?: string;
+  /** /proc/<pid>/stat field 22: clock ticks since boot. */
+  startTicks?: number;
+  ppid?: number;
+  pgid?: number;
+  sid?: number;
+  ttyNr?: number;
+  /** real, effective, saved */
+  uids?: [number, number, number];
+  gids?: [number, number, number];
+  /** CapEff / CapPrm as the kernel prints them (hex). */
+  capEff?: string;
+  capPrm?: string;
+  executable?: string;
+  cwd?: string;
+  /** Some byte of executable or cwd was not UTF-8 and was replaced by U+FFFD. */
+  pathsLossy?: boolean;
+  args?: string[];
+  argsTruncated?: boolean;
+  argsLossy?: boolean;
+  /** [major, minor] of the character device behind fd 0 / fd 2; [-1, -1] = closed or not a character device. */
+  fd0?: [number, number];
+  fd2?: [number, number];
+}
+
+export interface ClockOffsets {
+  realtimeMinusMonotonicMs: number;
+  realtimeMinusBoottimeMs: number;
+  nanosPerTick: number;
 }
 
 const require = createRequire(import.meta.url);

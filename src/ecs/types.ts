@@ -92,6 +92,8 @@ export interface ExecsentryProcessExtras {
   args_truncated?: boolean;
   /** argv bytes that were not valid UTF-8 were replaced by U+FFFD in `process.args`. */
   args_lossy?: boolean;
+  /** process.executable or process.working_directory held bytes that were not UTF-8 (replaced by U+FFFD). */
+  paths_lossy?: boolean;
 }
 
 export interface ProcessEvent {
@@ -172,3 +174,39 @@ export interface Alert extends Omit<ProcessEvent, 'event' | 'execsentry'> {
 }
 
 export const ECS_VERSION = '8.11.0';
+
+/**
+ * The agent's own alert when a network output had to drop alerts (its disk spool was full): rule
+ * "execsentry: alerts dropped", sent through that output once the collector accepts data again, so a
+ * loss is never silent. Host and agent are those of the alerts it lost.
+ */
+export interface HealthAlert {
+  '@timestamp': string;
+  message: string;
+  event: {
+    kind: 'alert';
+    category: ['host'];
+    type: ['info'];
+    action: 'alerts-dropped';
+    id: string;
+    created: string;
+    module: 'execsentry';
+    dataset: 'execsentry.alerts';
+    severity: number;
+    risk_score: number;
+  };
+  ecs: { version: string };
+  host?: EcsHost;
+  agent?: EcsAgent;
+  rule: AlertRule;
+  execsentry: {
+    delivery: {
+      /** the output's name (its URL without credentials) */
+      output: string;
+      /** alerts lost since the previous health alert */
+      dropped: number;
+      /** when the first of them was dropped */
+      first_dropped_at?: string;
+    };
+  };
+}

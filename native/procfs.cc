@@ -1,0 +1,382 @@
+// /proc parsing and the per-process snapshot. Every file is opened relative to one directory fd of
+// /proc/<pid>: once that process is gone, the kernel answers ESRCH/ENOENT through the old fd instead of
+// showing a newer process that got the same pid, so one snapshot can never mix two processes. The start
+// time read before and after the other files is the second guard.
+#include "procfs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace execsentry {
+
+namespace {
+
+constexpr uint64_t kKernelThreadFlag = 0x00200000;  // PF_KTHREAD in /proc/<pid>/stat field 9
+
+// Reads at most maxBytes of a file relative to dirFd. Returns false (errno set) when it cannot be opened or read.
+bool ReadFileAt(int dirFd, const char* name, size_t maxBytes, std::string* out) {
+  out->clear();
+  int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return false;
+  char chunk[4096];
+  while (out->size() < maxBytes) {
+    size_t want = sizeof chunk;
+    if (maxBytes - out->size() < want) want = maxBytes - out->size();
+    ssize_t n = read(fd, chunk, want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      return false;
+    }
+    if (n == 0) break;
+    out->append(chunk, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
+}
+
+bool ReadLinkAt(int dirFd, const char* name, std::string* out) {
+  char buffer[PATH_MAX + 1];
+  ssize_t n = readlinkat(dirFd, name, buffer, sizeof buffer);
+  if (n < 0) return false;
+  out->assign(buffer, static_cast<size_t>(n));
+  return true;
+}
+
+// Next space-separated field of stat's tail; false at the end.
+bool NextField(std::string_view* rest, std::string_view* field) {
+  size_t start = rest->find_first_not_of(' ');
+  if (start == std::string_view::npos) return false;
+  size_t end = rest->find(' ', start);
+  if (end == std::string_view::npos) end = rest->size();
+  *field = rest->substr(start, end - start);
+  *rest = rest->substr(end);
+  return true;
+}
+
+bool ParseInt(std::string_view text, int64_t* value) {
+  if (text.empty() || text.size() > 20) return false;
+  char buffer[24];
+  std::memcpy(buffer, text.data(), text.size());
+  buffer[text.size()] = '\0';
+  char* end = nullptr;
+  errno = 0;
+  long long parsed = std::strtoll(buffer, &end, 10);
+  if (errno != 0 || end != buffer + text.size()) return false;
+  *value = parsed;
+  return true;
+}
+
+bool ParseUnsigned(std::string_view text, uint64_t* value) {
+  if (text.empty() || text.size() > 20 || text[0] == '-') return false;
+  char buffer[24];
+  std::memcpy(buffer, text.data(), text.size());
+  buffer[text.size()] = '\0';
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long parsed = std::strtoull(buffer, &end, 10);
+  if (errno != 0 || end != buffer + text.size()) return false;
+  *value = parsed;
+  return true;
+}
+
+// "Uid:\t0\t0\t0\t0" → the first three numbers.
+bool ParseIdTriple(std::string_view rest, uint32_t ids[3]) {
+  for (int i = 0; i < 3; i++) {
+    size_t start = rest.find_first_not_of(" \t");
+    if (start == std::string_view::npos) return false;
+    size_t end = rest.find_first_of(" \t", start);
+    if (end == std::string_view::npos) end = rest.size();
+    uint64_t value = 0;
+    if (!ParseUnsigned(rest.substr(start, end - start), &value) || value > 0xffffffffULL) return false;
+    ids[i] = static_cast<uint32_t>(value);
+    rest = rest.substr(end);
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view text) {
+  size_t start = text.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  size_t end = text.find_last_not_of(" \t");
+  return text.substr(start, end - start + 1);
+}
+
+// Length of the valid UTF-8 sequence at bytes[i], or 0 when invalid; *subpart = bytes to replace by one
+// U+FFFD then (the maximal prefix of a valid sequence, at least 1).
+size_t Utf8SequenceLength(std::string_view bytes, size_t i, size_t* subpart) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
+  unsigned char lead = byte(i);
+  *subpart = 1;
+  if (lead < 0x80) return 1;
+  size_t length;
+  unsigned char low = 0x80, high = 0xbf;  // allowed range of the second byte
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;   // overlong
+    if (lead == 0xed) high = 0x9f;  // surrogates
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;   // overlong
+    if (lead == 0xf4) high = 0x8f;  // beyond U+10FFFF
+  } else {
+    return 0;
+  }
+  for (size_t k = 1; k < length; k++) {
+    if (i + k >= bytes.size()) return 0;
+    unsigned char next = byte(i + k);
+    unsigned char min = k == 1 ? low : 0x80, max = k == 1 ? high : 0xbf;
+    if (next < min || next > max) return 0;
+    *subpart = k + 1;
+  }
+  return length;
+}
+
+// Cuts bytes to at most maxBytes without splitting a UTF-8 character.
+size_t CutAtCharacterBoundary(std::string_view bytes, size_t maxBytes) {
+  if (bytes.size() <= maxBytes) return bytes.size();
+  size_t cut = maxBytes;
+  // Back up over at most 3 continuation bytes to the lead of the character the cut falls into.
+  for (size_t back = 0; back < 3 && cut > 0; back++) {
+    unsigned char b = static_cast<unsigned char>(bytes[cut]);
+    if ((b & 0xc0) != 0x80) break;
+    cut--;
+  }
+  if ((static_cast<unsigned char>(bytes[cut]) & 0xc0) == 0x80) return maxBytes;  // not UTF-8 anyway
+  return cut;
+}
+
+}  // namespace
+
+std::string ToUtf8Lossy(std::string_view bytes, bool* lossy) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    size_t subpart = 1;
+    size_t length = Utf8SequenceLength(bytes, i, &subpart);
+    if (length > 0) {
+      out.append(bytes.data() + i, length);
+      i += length;
+    } else {
+      out.append("\xef\xbf\xbd");
+      *lossy = true;
+      i += subpart;
+    }
+  }
+  return out;
+}
+
+std::optional<ProcStat> ParseProcStat(std::string_view text) {
+  size_t open = text.find('(');
+  size_t close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
+  ProcStat stat;
+  stat.comm.assign(text.substr(open + 1, close - open - 1));
+  std::string_view rest = text.substr(close + 1);
+  // Fields after comm, numbered as in proc(5): 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, 9 flags, 22 starttime.
+  std::string_view field;
+  for (int number = 3; number <= 22; number++) {
+    if (!NextField(&rest, &field)) return std::nullopt;
+    switch (number) {
+      case 3:
+        if (field.size() != 1) return std::nullopt;
+        stat.state = field[0];
+        break;
+      case 4:
+        if (!ParseInt(field, &stat.ppid)) return std::nullopt;
+        break;
+      case 5:
+        if (!ParseInt(field, &stat.pgid)) return std::nullopt;
+        break;
+      case 6:
+        if (!ParseInt(field, &stat.sid)) return std::nullopt;
+        break;
+      case 7:
+        if (!ParseInt(field, &stat.ttyNr)) return std::nullopt;
+        break;
+      case 9:
+        if (!ParseUnsigned(field, &stat.flags)) return std::nullopt;
+        break;
+      case 22:
+        if (!ParseUnsigned(field, &stat.startTicks)) return std::nullopt;
+        break;
+      default:
+        break;
+    }
+  }
+  return stat;
+}
+
+ProcStatus ParseProcStatus(std::string_view text) {
+  ProcStatus status;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+    if (key == "Uid") {
+      status.hasUid = ParseIdTriple(value, status.uid);
+    } else if (key == "Gid") {
+      status.hasGid = ParseIdTriple(value, status.gid);
+    } else if (key == "CapEff" || key == "CapPrm") {
+      std::string_view hex = Trim(value);
+      bool valid = !hex.empty() && hex.size() <= 16 && hex.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+      if (valid) (key == "CapEff" ? status.capEff : status.capPrm).assign(hex);
+    }
+  }
+  return status;
+}
+
+DecodedArgs DecodeCmdline(std::string_view bytes, size_t maxBytes) {
+  DecodedArgs decoded;
+  if (bytes.size() > maxBytes) {
+    decoded.truncated = true;
+    bytes = bytes.substr(0, CutAtCharacterBoundary(bytes, maxBytes));
+  }
+  // The kernel ends every argument with NUL; a final argument without one (a process that rewrote its
+  // argv area, or the cut above) still counts.
+  size_t start = 0;
+  while (start < bytes.size()) {
+    size_t end = bytes.find('\0', start);
+    if (end == std::string_view::npos) end = bytes.size();
+    decoded.args.push_back(ToUtf8Lossy(bytes.substr(start, end - start), &decoded.lossy));
+    start = end + 1;
+  }
+  return decoded;
+}
+
+uint64_t NanosPerTick() {
+  static const uint64_t nanos = [] {
+    long ticks = sysconf(_SC_CLK_TCK);
+    return ticks > 0 ? 1000000000ULL / static_cast<uint64_t>(ticks) : 10000000ULL;
+  }();
+  return nanos;
+}
+
+namespace {
+
+// stat() through the fd link: the device the process's fd refers to. nullopt = unknown (unreadable).
+// errno ENOENT means the fd is closed (if the process is still there, which the caller checks).
+std::optional<DeviceId> FdDevice(int dirFd, const char* name, int* error) {
+  struct stat st;
+  if (fstatat(dirFd, name, &st, 0) != 0) {
+    *error = errno;
+    return std::nullopt;
+  }
+  *error = 0;
+  if (!S_ISCHR(st.st_mode)) return DeviceId{};
+  return DeviceId{static_cast<int64_t>(major(st.st_rdev)), static_cast<int64_t>(minor(st.st_rdev))};
+}
+
+}  // namespace
+
+Snapshot TakeSnapshot(const SnapshotRequest& request) {
+  Snapshot snapshot;
+  snapshot.pid = request.pid;
+  std::string path = request.procRoot + "/" + std::to_string(request.pid);
+  int dirFd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) {
+    snapshot.partial = true;
+    return snapshot;
+  }
+  std::string text;
+  std::optional<ProcStat> before;
+  if (ReadFileAt(dirFd, "stat", 4096, &text)) before = ParseProcStat(text);
+  if (!before) {
+    close(dirFd);
+    snapshot.partial = true;
+    return snapshot;
+  }
+  if (request.notStartedAfterBoottimeNs && before->startTicks * NanosPerTick() > *request.notStartedAfterBoottimeNs) {
+    close(dirFd);
+    snapshot.partial = true;
+    snapshot.reused = true;
+    return snapshot;
+  }
+  snapshot.kernelThread = (before->flags & kKernelThreadFlag) != 0;
+  if (request.statOnly) {
+    snapshot.stat = before;
+    close(dirFd);
+    return snapshot;
+  }
+
+  // Most telling first: exe and cmdline vanish as soon as an exiting process drops its memory.
+  bool missing = false;
+  std::string link;
+  const bool exeRead = ReadLinkAt(dirFd, "exe", &link);
+  if (exeRead) snapshot.executable = ToUtf8Lossy(link, &snapshot.pathsLossy);
+  else if (!snapshot.kernelThread) missing = true;
+  const bool gone = before->state == 'Z' || before->state == 'X';
+  if (ReadFileAt(dirFd, "cmdline", request.maxArgsBytes + 1, &text)) {
+    // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with
+    // argv = {}: only the latter is kept, proven by the exe link (which needs that memory) still being
+    // readable after the cmdline was read.
+    std::string exeAgain;
+    if (!text.empty() || (exeRead && !gone && ReadLinkAt(dirFd, "exe", &exeAgain))) snapshot.args = DecodeCmdline(text, request.maxArgsBytes);
+    else missing = true;
+  } else {
+    missing = true;
+  }
+  if (ReadLinkAt(dirFd, "cwd", &link)) snapshot.cwd = ToUtf8Lossy(link, &snapshot.pathsLossy);
+  else missing = true;
+  if (ReadFileAt(dirFd, "status", 16384, &text)) {
+    ProcStatus status = ParseProcStatus(text);
+    if (status.hasUid && status.hasGid) snapshot.status = status; else missing = true;
+  } else {
+    missing = true;
+  }
+  int fd0Error = 0, fd2Error = 0;
+  snapshot.fd0 = FdDevice(dirFd, "fd/0", &fd0Error);
+  snapshot.fd2 = FdDevice(dirFd, "fd/2", &fd2Error);
+
+  std::optional<ProcStat> after;
+  if (ReadFileAt(dirFd, "stat", 4096, &text)) after = ParseProcStat(text);
+  close(dirFd);
+  if (after && after->startTicks != before->startTicks) {
+    // Cannot happen through the directory fd, but if it ever did, none of it may be used.
+    Snapshot reused;
+    reused.pid = request.pid;
+    reused.partial = true;
+    reused.reused = true;
+    return reused;
+  }
+  const bool stillThere = after.has_value() && after->state != 'Z' && after->state != 'X' && !gone;
+  // A missing fd link is a closed fd only while the process is alive; otherwise we do not know.
+  if (!snapshot.fd0 && fd0Error == ENOENT && stillThere) snapshot.fd0 = DeviceId{};
+  if (!snapshot.fd2 && fd2Error == ENOENT && stillThere) snapshot.fd2 = DeviceId{};
+  if (!snapshot.fd0 || !snapshot.fd2) missing = true;
+  snapshot.stat = before;
+  snapshot.partial = missing && !snapshot.kernelThread;
+  return snapshot;
+}
+
+std::vector<int32_t> ListPids(const std::string& procRoot) {
+  std::vector<int32_t> pids;
+  DIR* dir = opendir(procRoot.c_str());
+  if (dir == nullptr) return pids;
+  while (struct dirent* entry = readdir(dir)) {
+    const char* name = entry->d_name;
+    if (name[0] < '1' || name[0] > '9') continue;
+    char* end = nullptr;
+    long pid = std::strtol(name, &end, 10);
+    if (*end == '\0' && pid > 0 && pid <= 0x7fffffff) pids.push_back(static_cast<int32_t>(pid));
+  }
+  closedir(dir);
+  return pids;
+}
+
+}  // namespace execsentry

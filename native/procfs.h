@@ -1,0 +1,90 @@
+// Reading one process out of /proc without ever mixing two processes: the snapshot the reader thread takes
+// of an exec'd pid, and the parsers it is built from (stat, status, cmdline). Plain C++ (no N-API) so the
+// reader thread can use it; procfs_js.cc turns a snapshot into a JavaScript object.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace execsentry {
+
+// The fields of /proc/<pid>/stat the sensor needs. Parsed after the LAST ')' because comm (between the
+// first '(' and that last ')') may hold spaces, parentheses and newlines.
+struct ProcStat {
+  std::string comm;
+  char state = '?';
+  int64_t ppid = 0;
+  int64_t pgid = 0;
+  int64_t sid = 0;
+  int64_t ttyNr = 0;
+  uint64_t flags = 0;
+  uint64_t startTicks = 0;  // field 22: clock ticks since boot
+};
+std::optional<ProcStat> ParseProcStat(std::string_view text);
+
+// Real, effective, saved ids and capability masks (hex, as the kernel prints them) of /proc/<pid>/status.
+struct ProcStatus {
+  bool hasUid = false, hasGid = false;
+  uint32_t uid[3] = {0, 0, 0};  // real, effective, saved
+  uint32_t gid[3] = {0, 0, 0};
+  std::string capEff, capPrm;
+};
+ProcStatus ParseProcStatus(std::string_view text);
+
+// argv from /proc/<pid>/cmdline: NUL-separated, at most maxBytes kept (cut at a character boundary),
+// bytes that are not UTF-8 replaced by U+FFFD.
+struct DecodedArgs {
+  std::vector<std::string> args;
+  bool truncated = false;
+  bool lossy = false;
+};
+DecodedArgs DecodeCmdline(std::string_view bytes, size_t maxBytes);
+
+// Valid UTF-8 out of arbitrary bytes: each maximal invalid subsequence becomes one U+FFFD. Sets *lossy
+// when anything was replaced.
+std::string ToUtf8Lossy(std::string_view bytes, bool* lossy);
+
+// A character device as (major, minor); -1/-1 when the fd is closed or is not a character device.
+struct DeviceId {
+  int64_t major = -1;
+  int64_t minor = -1;
+};
+
+struct Snapshot {
+  int32_t pid = 0;
+  // Some file could not be read because the process exited (or turned zombie) first, or the pid now belongs
+  // to a different process: the fields below that are unset are unknown, never guessed.
+  bool partial = false;
+  // The pid holds another process than the one the kernel record was about (started after that record).
+  bool reused = false;
+  bool kernelThread = false;
+  std::optional<ProcStat> stat;
+  std::optional<ProcStatus> status;
+  std::optional<std::string> executable, cwd;
+  std::optional<DecodedArgs> args;
+  bool pathsLossy = false;
+  std::optional<DeviceId> fd0, fd2;
+};
+
+struct SnapshotRequest {
+  std::string procRoot = "/proc";
+  int32_t pid = 0;
+  size_t maxArgsBytes = 64 * 1024;
+  // When set: the process must have started at or before this boot-clock instant (the kernel record's
+  // time); a later start means the pid was reused, and nothing of that other process is kept.
+  std::optional<uint64_t> notStartedAfterBoottimeNs;
+  // Only the stat file (fork records need the start time, nothing else).
+  bool statOnly = false;
+};
+Snapshot TakeSnapshot(const SnapshotRequest& request);
+
+// Every numeric entry of procRoot (the pids alive at this moment).
+std::vector<int32_t> ListPids(const std::string& procRoot);
+
+// Nanoseconds in one clock tick (sysconf(_SC_CLK_TCK)).
+uint64_t NanosPerTick();
+
+}  // namespace execsentry

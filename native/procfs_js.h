@@ -1,0 +1,12 @@
+// Snapshot → JavaScript object, shared by the connector (live exec records) and scanProcesses (start-up
+// seed and overrun recovery), so JavaScript sees one shape.
+#pragma once
+#include <napi.h>
+
+#include "procfs.h"
+
+namespace execsentry {
+
+Napi::Object SnapshotToJs(Napi::Env env, const Snapshot& snapshot);
+
+}  // namespace execsentry

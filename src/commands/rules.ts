@@ -1,0 +1,122 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { defaultConfig } from '../config.js';
+import { replayEvents } from '../engine/replay.js';
+import { EXIT_USAGE } from '../errors.js';
+import { createLogger, escapeControl } from '../log.js';
+import { checkRules, formatProblem, loadRuleSet, type LoadedRule } from '../rules/index.js';
+import { openHistoryStore } from '../store/index.js';
+
+/** `execsentry rules validate | list | test`: check, list and replay rule files without running the agent. */
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Every field a rule reads: its query's, then its new-terms fields. */
+function fieldsRead(rule: LoadedRule): string[] {
+  return [...new Set([...rule.compiled.fields, ...(rule.newTerms?.fields ?? [])])];
+}
+
+/** What `rules list` shows of a rule. */
+function ruleSummary(rule: LoadedRule): Record<string, unknown> {
+  return {
+    id: rule.ruleId,
+    name: rule.name,
+    type: rule.type,
+    version: rule.version,
+    enabled: rule.enabled,
+    fields: fieldsRead(rule),
+    ...(rule.newTerms === undefined ? {} : { new_terms_fields: rule.newTerms.fields, history_window_start: rule.newTerms.historyWindowStart.text }),
+    file: rule.source.line === undefined ? rule.source.file : `${rule.source.file}:${rule.source.line}`,
+  };
+}
+
+function writeTable(rules: readonly LoadedRule[]): void {
+  const rows = rules.map((rule) => [
+    rule.ruleId,
+    rule.name,
+    rule.type,
+    String(rule.version),
+    rule.enabled ? 'yes' : 'no',
+    fieldsRead(rule).join(', '),
+  ]);
+  const header = ['ID', 'NAME', 'TYPE', 'VERSION', 'ENABLED', 'FIELDS READ'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  for (const row of [header, ...rows]) {
+    process.stdout.write(escapeControl(row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')) + '\n');
+  }
+}
+
+export function registerRulesCommand(program: Command): void {
+  const rules = program.command('rules').description('check, list and replay detection rules');
+
+  rules
+    .command('validate')
+    .description('check rule files or directories; prints every problem, one per line (exit 0 valid, 2 invalid)')
+    .argument('<path...>', 'rule files or directories (TOML, Kibana NDJSON export, JSON)')
+    .option('--skip-unsupported', 'report unsupported rules as warnings instead of problems')
+    .action(async (paths: string[], options: { skipUnsupported?: boolean }) => {
+      const check = await checkRules(paths, { skipUnsupported: options.skipUnsupported === true });
+      for (const warning of check.warnings) process.stderr.write(`execsentry: warning: ${escapeControl(warning)}\n`);
+      for (const skipped of check.skipped) process.stderr.write(`execsentry: warning: skipped: ${escapeControl(formatProblem(skipped))}\n`);
+      for (const problem of check.problems) process.stderr.write(`execsentry: ${escapeControl(formatProblem(problem))}\n`);
+      if (check.problems.length > 0) {
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
+      const enabled = check.rules.filter((rule) => rule.enabled).length;
+      const skipped = check.skipped.length === 0 ? '' : `, ${check.skipped.length} unsupported skipped`;
+      process.stderr.write(`execsentry: ${check.rules.length} rule(s) valid (${enabled} enabled${skipped})\n`);
+    });
+
+  rules
+    .command('list')
+    .description('list rules: id, name, type, version, fields read (the built-in rule when no path is given)')
+    .argument('[path...]', 'rule files or directories')
+    .addOption(new Option('--format <format>', 'table or NDJSON (default: table on a terminal, else NDJSON)').choices(['table', 'json']))
+    .option('--skip-unsupported', 'skip unsupported rules instead of failing')
+    .action(async (paths: string[], options: { format?: 'table' | 'json'; skipUnsupported?: boolean }) => {
+      const ruleSet = await loadRuleSet(paths, { skipUnsupported: options.skipUnsupported === true });
+      const format = options.format ?? (process.stdout.isTTY === true ? 'table' : 'json');
+      if (format === 'table') writeTable(ruleSet.rules);
+      else for (const rule of ruleSet.rules) process.stdout.write(JSON.stringify(ruleSummary(rule)) + '\n');
+    });
+
+  rules
+    .command('test')
+    .description("replay NDJSON events through rules in file order, each event's @timestamp as \"now\"; alerts as NDJSON on stdout")
+    .requiredOption('--rules <path>', 'rule file or directory; repeatable', collect)
+    .requiredOption('--events <file>', 'NDJSON ECS process events')
+    .option('--state-dir <dir>', 'new-terms history to use and keep (default: a fresh temporary one)')
+    .option('--skip-unsupported', 'skip unsupported rules with a warning instead of failing')
+    .action(async (options: { rules: string[]; events: string; stateDir?: string; skipUnsupported?: boolean }) => {
+      const logger = createLogger(defaultConfig().logLevel);
+      const ruleSet = await loadRuleSet(options.rules, { skipUnsupported: options.skipUnsupported === true });
+      for (const skipped of ruleSet.skipped) logger.warn(`skipped unsupported rule: ${formatProblem(skipped)}`);
+      for (const warning of ruleSet.warnings) logger.warn(warning);
+      const temporary = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'execsentry-rules-test-')) : undefined;
+      try {
+        const store = await openHistoryStore({
+          stateDir: options.stateDir ?? temporary!,
+          maxTuplesPerRule: defaultConfig().store.maxTuplesPerRule,
+          logger,
+        });
+        try {
+          await replayEvents({
+            rules: ruleSet.rules,
+            store,
+            logger,
+            eventsFile: options.events,
+            emit: (alert) => process.stdout.write(JSON.stringify(alert) + '\n'),
+          });
+        } finally {
+          await store.close();
+        }
+      } finally {
+        if (temporary !== undefined) await rm(temporary, { recursive: true, force: true });
+      }
+    });
+}

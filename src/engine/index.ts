@@ -1,0 +1,267 @@
+import type { Alert, ProcessEvent } from '../ecs/types.js';
+import { getField } from '../kql/index.js';
+import type { Logger } from '../log.js';
+import type { LoadedRule } from '../rules/index.js';
+import type { HistoryStore, TermHistory } from '../store/index.js';
+import { alertTemplate, buildAlert, type AlertTemplate } from './alert.js';
+import { termCombinations, termValues } from './new-terms.js';
+
+/**
+ * Rules evaluated on each process event as it arrives. Query rules alert on every match; new_terms rules
+ * alert on the first sighting of a term tuple within the rule's history window and refresh last-seen on
+ * every sighting. Alerts per rule are capped at max_signals per interval; what is over is counted and
+ * reported in one warning per interval. A new-terms alert leaves the engine only once its tuple's record
+ * is on disk (recordNew resolved), so a crash cannot alert twice nor lose a recorded-but-unsent alert
+ * silently; alerts leave in event order.
+ */
+
+export interface EngineOptions {
+  store: HistoryStore;
+  logger: Logger;
+  /** Receives each alert, in event order. */
+  emit: (alert: Alert) => void;
+  /** Term tuples considered per event and rule; array fields multiply, so this bounds an attacker. */
+  maxTuplesPerEvent?: number;
+}
+
+export interface EngineStats {
+  rules: number;
+  enabledRules: number;
+  events: number;
+  /** Events that matched a rule's query (one per rule). */
+  matches: number;
+  alerts: number;
+  /** Alerts held back by max_signals. */
+  suppressed: number;
+  /** Sightings of tuples already in the history window (last-seen refreshed, no alert). */
+  knownTerms: number;
+  /** Events whose array fields gave more tuples than maxTuplesPerEvent; the rest were not considered. */
+  tuplesTruncated: number;
+  /** Events with a matching new_terms rule but missing one of its fields (no tuple, no alert). */
+  missingTermFields: number;
+  /** recordNew failures (the alert still goes out: a duplicate later beats a missed detection). */
+  historyWriteFailures: number;
+  /** Alerts waiting for their history record to reach the disk. */
+  pendingAlerts: number;
+  /** Rule evaluations that threw (a bug): counted, the first per rule logged, the rest of the batch goes on. */
+  evaluationErrors: number;
+}
+
+/** Alerts over max_signals within one interval of one rule are counted here, reported when it ends. */
+class SignalLimiter {
+  private windowStartMs = Number.NEGATIVE_INFINITY;
+  private alertsInWindow = 0;
+  private suppressedInWindow = 0;
+
+  constructor(
+    private readonly rule: LoadedRule,
+    private readonly logger: Logger,
+  ) {}
+
+  allow(nowMs: number): boolean {
+    this.closeIfOver(nowMs);
+    if (this.windowStartMs === Number.NEGATIVE_INFINITY) this.windowStartMs = nowMs;
+    if (this.alertsInWindow < this.rule.maxSignals) {
+      this.alertsInWindow += 1;
+      return true;
+    }
+    this.suppressedInWindow += 1;
+    return false;
+  }
+
+  /** Ends the interval when `nowMs` is past it (or before it: the clock or the replayed events went back). */
+  closeIfOver(nowMs: number): void {
+    if (this.windowStartMs === Number.NEGATIVE_INFINITY) return;
+    if (nowMs >= this.windowStartMs && nowMs < this.windowStartMs + this.rule.intervalMs) return;
+    this.report(this.windowStartMs + this.rule.intervalMs);
+    this.windowStartMs = Number.NEGATIVE_INFINITY;
+    this.alertsInWindow = 0;
+  }
+
+  /** Reports what the current interval suppressed so far (at stop or reload). */
+  reportOpen(nowMs: number): void {
+    this.report(nowMs);
+  }
+
+  private report(untilMs: number): void {
+    if (this.suppressedInWindow === 0) return;
+    this.logger.warn(
+      {
+        rule: this.rule.name,
+        ruleId: this.rule.ruleId,
+        maxSignals: this.rule.maxSignals,
+        suppressed: this.suppressedInWindow,
+        from: new Date(this.windowStartMs).toISOString(),
+        until: new Date(untilMs).toISOString(),
+      },
+      `rule ${JSON.stringify(this.rule.name)} reached max_signals (${this.rule.maxSignals}); ${this.suppressedInWindow} more alert(s) suppressed in this interval`,
+    );
+    this.suppressedInWindow = 0;
+  }
+}
+
+interface RuleRuntime {
+  readonly rule: LoadedRule;
+  readonly template: AlertTemplate;
+  readonly limiter: SignalLimiter;
+  readonly history?: TermHistory;
+  failedBefore: boolean;
+}
+
+const DEFAULT_MAX_TUPLES_PER_EVENT = 1024;
+
+export class DetectionEngine {
+  private runtimes: RuleRuntime[] = [];
+  /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
+  private loadedRuleCount = 0;
+  /** The tail of the in-order delivery chain. */
+  private delivered: Promise<void> = Promise.resolve();
+  private readonly maxTuplesPerEvent: number;
+  private readonly counters: Omit<EngineStats, 'rules' | 'enabledRules'> = {
+    events: 0,
+    matches: 0,
+    alerts: 0,
+    suppressed: 0,
+    knownTerms: 0,
+    tuplesTruncated: 0,
+    missingTermFields: 0,
+    historyWriteFailures: 0,
+    pendingAlerts: 0,
+    evaluationErrors: 0,
+  };
+
+  constructor(
+    rules: readonly LoadedRule[],
+    private readonly options: EngineOptions,
+  ) {
+    this.maxTuplesPerEvent = options.maxTuplesPerEvent ?? DEFAULT_MAX_TUPLES_PER_EVENT;
+    this.setRules(rules);
+  }
+
+  /**
+   * Swaps in a new rule set (SIGHUP). A rule keeps its max_signals interval across the swap when its
+   * rule_id and interval stay, so a reload cannot be used to reset the cap.
+   */
+  setRules(rules: readonly LoadedRule[], nowMs: number = Date.now()): void {
+    const previous = new Map(this.runtimes.map((runtime) => [runtime.rule.ruleId, runtime]));
+    const runtimes: RuleRuntime[] = [];
+    for (const rule of rules) {
+      if (!rule.enabled) continue;
+      const earlier = previous.get(rule.ruleId);
+      const keepLimiter = earlier !== undefined && earlier.rule.intervalMs === rule.intervalMs && earlier.rule.maxSignals === rule.maxSignals;
+      if (earlier !== undefined && !keepLimiter) earlier.limiter.reportOpen(nowMs);
+      runtimes.push({
+        rule,
+        template: alertTemplate(rule),
+        limiter: keepLimiter ? earlier.limiter : new SignalLimiter(rule, this.options.logger),
+        history:
+          rule.newTerms === undefined
+            ? undefined
+            : this.options.store.history(rule.ruleId, rule.newTerms.fields, rule.newTerms.historyWindowStart.maxLookbackMs),
+        failedBefore: false,
+      });
+      previous.delete(rule.ruleId);
+    }
+    for (const dropped of previous.values()) dropped.limiter.reportOpen(nowMs);
+    this.runtimes = runtimes;
+    this.loadedRuleCount = rules.length;
+  }
+
+  /** Evaluates every enabled rule on one event; `nowMs` is the wall clock live, the event's time in replay. */
+  evaluate(event: ProcessEvent, nowMs: number): void {
+    this.counters.events += 1;
+    for (const runtime of this.runtimes) {
+      try {
+        if (!runtime.rule.compiled.matches(event)) continue;
+        this.counters.matches += 1;
+        if (runtime.history === undefined) {
+          if (this.admit(runtime, nowMs)) this.deliver(buildAlert(event, runtime.template), undefined);
+        } else {
+          this.evaluateNewTerms(runtime, runtime.history, event, nowMs);
+        }
+      } catch (err) {
+        // One rule failing on one event (a bug, never expected) must not cost the other rules or events.
+        this.counters.evaluationErrors += 1;
+        if (!runtime.failedBefore) {
+          runtime.failedBefore = true;
+          this.options.logger.error(
+            { rule: runtime.rule.name, err: err instanceof Error ? err.message : String(err) },
+            'rule evaluation failed; counted in evaluationErrors, further failures of this rule are not logged',
+          );
+        }
+      }
+    }
+  }
+
+  private evaluateNewTerms(runtime: RuleRuntime, history: TermHistory, event: ProcessEvent, nowMs: number): void {
+    const fields = runtime.rule.newTerms!.fields;
+    const perField: string[][] = [];
+    for (const field of fields) {
+      const values = termValues(getField(event, field));
+      if (values.length === 0) {
+        this.counters.missingTermFields += 1;
+        return;
+      }
+      perField.push(values);
+    }
+    const { tuples, truncated } = termCombinations(perField, this.maxTuplesPerEvent);
+    if (truncated) this.counters.tuplesTruncated += 1;
+    const windowStartMs = runtime.rule.newTerms!.historyWindowStart.resolve(nowMs);
+    for (const tuple of tuples) {
+      const lastSeenMs = history.lastSeen(tuple);
+      if (lastSeenMs !== undefined && lastSeenMs >= windowStartMs) {
+        this.counters.knownTerms += 1;
+        if (nowMs > lastSeenMs) history.touch(tuple, nowMs);
+        continue;
+      }
+      // Over max_signals the tuple is not recorded either: its next sighting alerts instead of never.
+      if (!this.admit(runtime, nowMs)) continue;
+      const newTerms: Record<string, string> = {};
+      tuple.forEach((term, index) => (newTerms[fields[index]!] = term));
+      this.deliver(buildAlert(event, runtime.template, newTerms), history.recordNew(tuple, nowMs));
+    }
+  }
+
+  private admit(runtime: RuleRuntime, nowMs: number): boolean {
+    if (runtime.limiter.allow(nowMs)) return true;
+    this.counters.suppressed += 1;
+    return false;
+  }
+
+  /** Emits `alert` after every earlier alert and after its history record (if any) is durable. */
+  private deliver(alert: Alert, recorded: Promise<void> | undefined): void {
+    this.counters.alerts += 1;
+    this.counters.pendingAlerts += 1;
+    const durable = recorded?.catch((err: unknown) => {
+      this.counters.historyWriteFailures += 1;
+      this.options.logger.error(
+        { rule: alert.rule.name, err: err instanceof Error ? err.message : String(err) },
+        'new-terms history write failed; alerting anyway (the term may alert again after a restart)',
+      );
+    });
+    this.delivered = this.delivered.then(async () => {
+      if (durable !== undefined) await durable;
+      this.counters.pendingAlerts -= 1;
+      try {
+        this.options.emit(alert);
+      } catch (err) {
+        this.options.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'alert delivery failed');
+      }
+    });
+  }
+
+  /** Ends max_signals intervals that are over (called periodically live; each event does it in replay). */
+  tick(nowMs: number): void {
+    for (const runtime of this.runtimes) runtime.limiter.closeIfOver(nowMs);
+  }
+
+  /** Waits until every alert evaluated so far has been emitted, then reports open suppression counts. */
+  async drain(nowMs: number = Date.now()): Promise<void> {
+    await this.delivered;
+    for (const runtime of this.runtimes) runtime.limiter.reportOpen(nowMs);
+  }
+
+  stats(): EngineStats {
+    return { rules: this.loadedRuleCount, enabledRules: this.runtimes.length, ...this.counters };
+  }
+}

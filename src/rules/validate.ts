@@ -1,0 +1,202 @@
+import type { RuleSeverity } from '../ecs/types.js';
+import type { DateMath } from '../engine/date-math.js';
+import { compileKql, KqlSyntaxError, type CompiledQuery } from '../kql/index.js';
+import type { RuleCandidate } from './formats.js';
+import { describeValue, type RuleProblem } from './problem.js';
+import {
+  RuleSchema,
+  SUPPORTED_LANGUAGE,
+  SUPPORTED_TYPES,
+  type RuleThreat,
+  type SupportedRuleType,
+} from './schema.js';
+
+/** A rule ready to run: validated, its query compiled, its times parsed. */
+export interface LoadedRule {
+  ruleId: string;
+  /** Kibana's saved-object id when the rule came from an export, else the rule_id. */
+  uuid: string;
+  name: string;
+  description: string;
+  type: SupportedRuleType;
+  query: string;
+  compiled: CompiledQuery;
+  severity: RuleSeverity;
+  riskScore: number;
+  version: number;
+  enabled: boolean;
+  /** Alerts per rule per interval are capped at maxSignals. */
+  intervalMs: number;
+  maxSignals: number;
+  /** Kibana's look-back; parsed so a typo is caught, not used by a streaming engine. */
+  from: DateMath;
+  author: string[];
+  license?: string;
+  tags: string[];
+  references: string[];
+  threat: RuleThreat[];
+  newTerms?: { fields: readonly string[]; historyWindowStart: DateMath };
+  /** Where the rule was read from, for messages. */
+  source: { file: string; line?: number };
+  /** Load-time remarks worth a warning (for example exception lists that are not applied). */
+  remarks: string[];
+}
+
+export type ValidationOutcome =
+  | { kind: 'rule'; rule: LoadedRule }
+  | { kind: 'problem'; problem: RuleProblem }
+  | { kind: 'unsupported'; problem: RuleProblem };
+
+function ruleLabel(fields: Record<string, unknown>): string | undefined {
+  if (typeof fields['name'] === 'string' && fields['name'] !== '') return fields['name'];
+  if (typeof fields['rule_id'] === 'string' && fields['rule_id'] !== '') return fields['rule_id'];
+  return undefined;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let at = root;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at;
+}
+
+/** Why a rule cannot run here at all (type, language, Kibana filters), before its keys are checked. */
+function unsupportedReason(fields: Record<string, unknown>): { key: string; why: string } | undefined {
+  const type = fields['type'];
+  if (typeof type === 'string' && !(SUPPORTED_TYPES as readonly string[]).includes(type)) {
+    return { key: 'type', why: `rule type ${describeValue(type)} is not supported (execsentry evaluates ${SUPPORTED_TYPES.join(' and ')} rules)` };
+  }
+  const language = fields['language'];
+  if (language !== undefined && language !== SUPPORTED_LANGUAGE) {
+    return { key: 'language', why: `query language ${describeValue(language)} is not supported (only ${SUPPORTED_LANGUAGE})` };
+  }
+  const filters = fields['filters'];
+  if (Array.isArray(filters) && filters.length > 0) {
+    return { key: 'filters', why: 'Kibana query filters are not supported; move the conditions into the query' };
+  }
+  return undefined;
+}
+
+export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
+  const { file } = candidate;
+  const at = (path: readonly PropertyKey[], why: string, rule: string | undefined, column?: number): RuleProblem => ({
+    file,
+    line: candidate.keyLine(path) ?? candidate.line,
+    column,
+    rule,
+    key: candidate.keyName(path),
+    why,
+  });
+  const raw = candidate.fields;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { kind: 'problem', problem: { file, line: candidate.line, why: `a rule must be an object, not ${describeValue(raw)}` } };
+  }
+  const fields = raw as Record<string, unknown>;
+  const label = ruleLabel(fields);
+
+  const unsupported = unsupportedReason(fields);
+  if (unsupported !== undefined) return { kind: 'unsupported', problem: at([unsupported.key], unsupported.why, label) };
+
+  const parsed = RuleSchema.safeParse(fields);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const got = valueAt(fields, issue.path);
+    // Parsers of settings (date math, intervals) quote the value in their own message.
+    const why =
+      got === undefined ? (issue.code === 'invalid_type' ? 'required' : issue.message) : issue.code === 'custom' ? issue.message : `${issue.message} (got ${describeValue(got)})`;
+    return { kind: 'problem', problem: at(issue.path, why, label) };
+  }
+  const rule = parsed.data;
+
+  let newTerms: LoadedRule['newTerms'];
+  if (rule.type === 'new_terms') {
+    if (rule.new_terms_fields === undefined) return { kind: 'problem', problem: at(['new_terms_fields'], 'required for a new_terms rule', rule.name) };
+    if (new Set(rule.new_terms_fields).size !== rule.new_terms_fields.length) {
+      return { kind: 'problem', problem: at(['new_terms_fields'], `lists a field twice: ${describeValue(rule.new_terms_fields)}`, rule.name) };
+    }
+    if (rule.history_window_start === undefined) {
+      return { kind: 'problem', problem: at(['history_window_start'], 'required for a new_terms rule', rule.name) };
+    }
+    newTerms = { fields: rule.new_terms_fields, historyWindowStart: rule.history_window_start };
+  }
+
+  let compiled: CompiledQuery;
+  try {
+    compiled = compileKql(rule.query);
+  } catch (err) {
+    if (!(err instanceof KqlSyntaxError)) throw err;
+    return { kind: 'problem', problem: queryProblem(candidate, rule.name, err) };
+  }
+
+  const remarks = notApplied(fields).map((what) => `rule ${JSON.stringify(rule.name)} has ${what}, which execsentry does not apply`);
+  return {
+    kind: 'rule',
+    rule: {
+      ruleId: rule.rule_id,
+      uuid: rule.id ?? rule.rule_id,
+      name: rule.name,
+      description: rule.description,
+      type: rule.type,
+      query: rule.query,
+      compiled,
+      severity: rule.severity,
+      riskScore: rule.risk_score,
+      version: rule.version,
+      enabled: rule.enabled,
+      intervalMs: rule.interval,
+      maxSignals: rule.max_signals,
+      from: rule.from,
+      author: rule.author,
+      license: rule.license,
+      tags: rule.tags,
+      references: rule.references,
+      threat: rule.threat,
+      newTerms,
+      source: { file, line: candidate.line },
+      remarks,
+    },
+  };
+}
+
+/**
+ * Kibana settings that change which alerts a rule raises or how they look, but that this agent does not
+ * implement: loading the rule is still right (its query and terms are), the user is told what differs.
+ */
+const NOT_APPLIED: readonly { key: string; what: string }[] = [
+  { key: 'exceptions_list', what: 'exception lists' },
+  { key: 'alert_suppression', what: 'alert suppression' },
+  { key: 'severity_mapping', what: 'a severity mapping' },
+  { key: 'risk_score_mapping', what: 'a risk score mapping' },
+];
+
+function notApplied(fields: Record<string, unknown>): string[] {
+  return NOT_APPLIED.filter(({ key }) => {
+    const value = fields[key];
+    return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== null;
+  }).map(({ what }) => what);
+}
+
+/** A KQL syntax error placed in the file when the query is stored verbatim (TOML), else inside the query. */
+function queryProblem(candidate: RuleCandidate, rule: string, err: KqlSyntaxError): RuleProblem {
+  const start = candidate.queryStart;
+  const why = `invalid KQL: ${err.message}`;
+  if (start !== undefined) {
+    return {
+      file: candidate.file,
+      line: start.line + err.line - 1,
+      column: err.line === 1 ? start.column + err.column - 1 : err.column,
+      rule,
+      key: candidate.keyName(['query']),
+      why,
+    };
+  }
+  return {
+    file: candidate.file,
+    line: candidate.keyLine(['query']) ?? candidate.line,
+    rule,
+    key: candidate.keyName(['query']),
+    why: `${why} (query line ${err.line}, column ${err.column})`,
+  };
+}

@@ -1,0 +1,220 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type ProcessEvent } from '../ecs/types.js';
+import type { ProcSnapshot } from '../native.js';
+import { capabilityNames } from './capabilities.js';
+import type { HostIdentity } from './host.js';
+import type { ProcessEntry } from './table.js';
+
+/** tty_nr of /proc/<pid>/stat → (major, minor), as the kernel's new_encode_dev packs them. */
+export function decodeTtyNr(ttyNr: number): { major: number; minor: number } {
+  return { major: (ttyNr >>> 8) & 0xfff, minor: (ttyNr & 0xff) | ((ttyNr >>> 12) & 0xfff00) };
+}
+
+/**
+ * ECS process.interactive: true iff the process has a controlling terminal and both fd 0 and fd 2 are
+ * that terminal's character device. undefined when what decides it could not be read.
+ */
+export function isInteractive(snapshot: ProcSnapshot): boolean | undefined {
+  if (snapshot.ttyNr === undefined) return undefined;
+  if (snapshot.ttyNr === 0) return false;
+  if (snapshot.fd0 === undefined || snapshot.fd2 === undefined) return undefined;
+  const tty = decodeTtyNr(snapshot.ttyNr);
+  const isTty = (device: [number, number]) => device[0] === tty.major && device[1] === tty.minor;
+  return isTty(snapshot.fd0) && isTty(snapshot.fd2);
+}
+
+/** basename of an executable path ("/usr/bin/bash" → "bash"). */
+export function baseName(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? path : path.slice(slash + 1);
+}
+
+/** Converts kernel clocks to wall-clock ISO 8601 strings. */
+export class Clock {
+  constructor(
+    public realtimeMinusMonotonicMs: number,
+    public realtimeMinusBoottimeMs: number,
+    readonly nanosPerTick: number,
+  ) {}
+
+  /** A connector record's time (CLOCK_MONOTONIC ns). */
+  fromMonotonicNs(timeNs: number): string {
+    return new Date(this.realtimeMinusMonotonicMs + timeNs / 1e6).toISOString();
+  }
+
+  /** A /proc start time (CLOCK_BOOTTIME clock ticks). */
+  fromStartTicks(ticks: number): string {
+    return new Date(this.realtimeMinusBoottimeMs + (ticks * this.nanosPerTick) / 1e6).toISOString();
+  }
+}
+
+/** process.entity_id: stable for one process on one host (host id + pid + start time, hashed). */
+export function entityId(namespace: string, pid: number, startTicks: number): string {
+  return createHash('sha256').update(`${namespace}\0${pid}\0${startTicks}`).digest('base64url').slice(0, 32);
+}
+
+export function entityIdOf(entry: ProcessEntry, namespace: string): string | undefined {
+  if (entry.startTicks === undefined) return undefined;
+  entry.entityId ??= entityId(namespace, entry.pid, entry.startTicks);
+  return entry.entityId;
+}
+
+/** What a snapshot tells of the process, as a table entry (parent link set by the caller). */
+export function entryFromSnapshot(snapshot: ProcSnapshot & { startTicks: number }, clock: Clock): ProcessEntry {
+  const entry: ProcessEntry = {
+    pid: snapshot.pid,
+    startTicks: snapshot.startTicks,
+    start: clock.fromStartTicks(snapshot.startTicks),
+    exited: false,
+  };
+  if (snapshot.executable !== undefined) {
+    entry.executable = snapshot.executable;
+    entry.name = baseName(snapshot.executable);
+  }
+  if (snapshot.args !== undefined) {
+    entry.args = snapshot.args;
+    entry.commandLine = snapshot.args.join(' ');
+  }
+  if (snapshot.cwd !== undefined) entry.workingDirectory = snapshot.cwd;
+  const interactive = isInteractive(snapshot);
+  if (interactive !== undefined) entry.interactive = interactive;
+  if (snapshot.uids !== undefined) entry.uid = snapshot.uids[1];
+  if (snapshot.gids !== undefined) entry.gid = snapshot.gids[1];
+  return entry;
+}
+
+function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
+  const out: EcsParentProcess = { pid: parent.pid };
+  const id = entityIdOf(parent, namespace);
+  if (id !== undefined) out.entity_id = id;
+  if (parent.executable !== undefined) out.executable = parent.executable;
+  if (parent.name !== undefined) out.name = parent.name;
+  if (parent.args !== undefined) {
+    out.args = parent.args;
+    out.args_count = parent.args.length;
+  }
+  if (parent.commandLine !== undefined) out.command_line = parent.commandLine;
+  if (parent.workingDirectory !== undefined) out.working_directory = parent.workingDirectory;
+  if (parent.start !== undefined) out.start = parent.start;
+  if (parent.interactive !== undefined) out.interactive = parent.interactive;
+  if (parent.uid !== undefined) out.user = { id: String(parent.uid) };
+  if (parent.gid !== undefined) out.group = { id: String(parent.gid) };
+  return out;
+}
+
+export interface ExecContext {
+  identity: HostIdentity;
+  /** ISO time of the exec (@timestamp). */
+  timestamp: string;
+  created: string;
+  recovered?: boolean;
+}
+
+/**
+ * The ECS process event of one exec. `entry` is the process's table entry when its identity (start time)
+ * is known; `parent` the parent's entry, or `parentPid` alone when the parent is not known. User and group
+ * names are left out here: the sensor fills them from its NSS cache (fillNames).
+ */
+export function buildExecEvent(
+  pid: number,
+  snapshot: ProcSnapshot,
+  entry: ProcessEntry | undefined,
+  parent: ProcessEntry | undefined,
+  parentPid: number | undefined,
+  context: ExecContext,
+): ProcessEvent {
+  const namespace = context.identity.entityNamespace;
+  const process: EcsProcess = {
+    pid,
+    // Without a start time the process cannot be identified across events; the id then names this exec only.
+    entity_id: (entry !== undefined ? entityIdOf(entry, namespace) : undefined) ?? entityId(namespace, pid, -Date.parse(context.timestamp)),
+  };
+  if (entry?.executable !== undefined) {
+    process.executable = entry.executable;
+    process.name = entry.name;
+  }
+  if (entry?.args !== undefined) {
+    process.args = entry.args;
+    process.args_count = entry.args.length;
+    process.command_line = entry.commandLine;
+  }
+  if (entry?.workingDirectory !== undefined) process.working_directory = entry.workingDirectory;
+  if (entry?.start !== undefined) process.start = entry.start;
+  if (entry?.interactive !== undefined) process.interactive = entry.interactive;
+  if (snapshot.ttyNr !== undefined && snapshot.ttyNr !== 0) process.tty = { char_device: decodeTtyNr(snapshot.ttyNr) };
+  if (snapshot.sid !== undefined && snapshot.sid > 0) process.session_leader = { pid: snapshot.sid };
+  if (snapshot.pgid !== undefined && snapshot.pgid > 0) process.group_leader = { pid: snapshot.pgid };
+  if (snapshot.uids !== undefined) {
+    process.user = { id: String(snapshot.uids[1]) };
+    process.real_user = { id: String(snapshot.uids[0]) };
+    process.saved_user = { id: String(snapshot.uids[2]) };
+  }
+  if (snapshot.gids !== undefined) {
+    process.group = { id: String(snapshot.gids[1]) };
+    process.real_group = { id: String(snapshot.gids[0]) };
+    process.saved_group = { id: String(snapshot.gids[2]) };
+  }
+  if (snapshot.capEff !== undefined || snapshot.capPrm !== undefined) {
+    const capabilities: { effective?: string[]; permitted?: string[] } = {};
+    if (snapshot.capEff !== undefined) capabilities.effective = capabilityNames(snapshot.capEff) as string[];
+    if (snapshot.capPrm !== undefined) capabilities.permitted = capabilityNames(snapshot.capPrm) as string[];
+    process.thread = { capabilities };
+  }
+  if (parent !== undefined) process.parent = parentFields(parent, namespace);
+  else if (parentPid !== undefined && parentPid > 0) process.parent = { pid: parentPid };
+
+  const event: ProcessEvent = {
+    '@timestamp': context.timestamp,
+    event: {
+      kind: 'event',
+      category: ['process'],
+      type: ['start'],
+      action: 'exec',
+      id: randomUUID(),
+      created: context.created,
+      module: 'execsentry',
+      dataset: 'execsentry.process',
+    },
+    ecs: { version: ECS_VERSION },
+    process,
+    host: context.identity.host,
+    agent: context.identity.agent,
+  };
+  if (snapshot.uids !== undefined) event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) } };
+  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]) };
+  const extras: NonNullable<ProcessEvent['execsentry']> = {};
+  if (snapshot.partial || entry?.startTicks === undefined) extras.partial = true;
+  if (context.recovered) extras.recovered = true;
+  if (snapshot.argsTruncated) extras.args_truncated = true;
+  if (snapshot.argsLossy) extras.args_lossy = true;
+  if (snapshot.pathsLossy) extras.paths_lossy = true;
+  if (Object.keys(extras).length > 0) event.execsentry = extras;
+  return event;
+}
+
+/** Every uid and gid an event names (for the NSS cache). */
+export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
+  const p = event.process;
+  for (const user of [p.user, p.real_user, p.saved_user]) if (user?.id !== undefined) uids.add(Number(user.id));
+  for (const group of [p.group, p.real_group, p.saved_group]) if (group?.id !== undefined) gids.add(Number(group.id));
+}
+
+/** Adds the cached names; an id NSS does not know keeps its id and gets no name. */
+export function fillNames(event: ProcessEvent, userName: (uid: number) => string | undefined, groupName: (gid: number) => string | undefined): void {
+  const p = event.process;
+  for (const user of [p.user, p.real_user, p.saved_user]) {
+    if (user?.id === undefined) continue;
+    const name = userName(Number(user.id));
+    if (name !== undefined) user.name = name;
+  }
+  for (const group of [p.group, p.real_group, p.saved_group]) {
+    if (group?.id === undefined) continue;
+    const name = groupName(Number(group.id));
+    if (name !== undefined) group.name = name;
+  }
+  if (event.user !== undefined && p.user?.name !== undefined) {
+    event.user.name = p.user.name;
+    if (event.user.effective !== undefined) event.user.effective.name = p.user.name;
+  }
+  if (event.group !== undefined && p.group?.name !== undefined) event.group.name = p.group.name;
+}

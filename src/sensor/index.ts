@@ -1,0 +1,418 @@
+import { readFile } from 'node:fs/promises';
+import type { ProcessEvent } from '../ecs/types.js';
+import { RuntimeFailure } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  native,
+  RecordKind,
+  type ConnectorRecord,
+  type ConnectorStats,
+  type ProcessConnector,
+  type ProcSnapshot,
+} from '../native.js';
+import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames } from './enrich.js';
+import { readHostIdentity, type HostIdentity } from './host.js';
+import { UserGroupNames } from './names.js';
+import { ProcessTable, type ProcessEntry } from './table.js';
+
+export interface SensorOptions {
+  socketBufferBytes: number;
+  maxArgsBytes: number;
+  maxProcessTableEntries: number;
+  logger: Logger;
+  /** Where /proc is mounted (tests); default /proc. */
+  procRoot?: string;
+}
+
+export interface SensorStats {
+  /** Exec events emitted (recovered ones included). */
+  events: number;
+  /** Records the kernel numbered but we never received (per-CPU sequence gaps): lost exec/fork/exit records. */
+  lost: number;
+  /** recv() overruns (ENOBUFS): the socket buffer overflowed; each triggers a /proc rescan. */
+  overruns: number;
+  seqGaps: number;
+  /** Exec events emitted by the rescan after an overrun. */
+  recovered: number;
+  recoveryScans: number;
+  /** Exec events whose /proc snapshot was incomplete (the process exited first). */
+  partial: number;
+  /** Snapshots refused because the pid already held a newer process. */
+  pidReused: number;
+  /** Exec snapshots skipped because the same pid exec'd again before it could be read. */
+  superseded: number;
+  tableSize: number;
+  tableEvicted: number;
+  nameLookUps: number;
+  received: number;
+  forks: number;
+  exits: number;
+  backpressureWaits: number;
+  socketBufferBytes: number;
+  /** Errors thrown by the events callback (caught and logged). */
+  callbackErrors: number;
+}
+
+const SUBSCRIBE_TIMEOUT_MS = 3_000;
+const CLOCK_RESYNC_MS = 60_000;
+
+const CAP_NET_ADMIN = 12n;
+const CAP_SYS_PTRACE = 19n;
+
+/** Our effective capabilities (CapEff of /proc/self/status); undefined when unreadable. */
+async function effectiveCapabilities(): Promise<bigint | undefined> {
+  try {
+    const hex = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))?.[1];
+    return hex === undefined ? undefined : BigInt(`0x${hex}`);
+  } catch {
+    return undefined;
+  }
+}
+
+const NEEDS_NET_ADMIN =
+  'run as root or grant the capability (setcap cap_net_admin,cap_sys_ptrace+ep on node, or AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE under systemd)';
+
+/** What is missing when subscribing fails, and how to fix it, in one line. */
+function subscribeFailure(err: unknown): RuntimeFailure {
+  const code = (err as { code?: string }).code;
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === 'EPERM' || code === 'EACCES') {
+    return new RuntimeFailure(`the process connector needs CAP_NET_ADMIN (${detail}): ${NEEDS_NET_ADMIN}`);
+  }
+  if (code === 'EPROTONOSUPPORT' || code === 'EAFNOSUPPORT' || code === 'ENOENT') {
+    return new RuntimeFailure(
+      `this kernel has no netlink process connector (${detail}): it needs CONFIG_CONNECTOR=y and CONFIG_PROC_EVENTS=y`,
+    );
+  }
+  return new RuntimeFailure(`cannot subscribe to the kernel's process connector: ${detail}`);
+}
+
+/**
+ * The sensor: the addon's process-connector records → the process table → one ECS process event per
+ * exec, in kernel order, in batches. See ARCHITECTURE.md sections 1 and 3.
+ */
+export class Sensor {
+  private readonly table: ProcessTable;
+  private connector: ProcessConnector | undefined;
+  private names: UserGroupNames | undefined;
+  private identity: HostIdentity | undefined;
+  private clock: Clock | undefined;
+  private clockTimer: NodeJS.Timeout | undefined;
+  private onEvents: ((events: ProcessEvent[]) => void) | undefined;
+  /** Batches that arrived before the /proc seed finished, handled right after it. */
+  private early: ConnectorRecord[][] | undefined = [];
+  /** The tail of event delivery: batches waiting for NSS names keep their order behind it. */
+  private delivering: Promise<void> | undefined;
+  private subscribed: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private recovery: { running: boolean; again: boolean } = { running: false, again: false };
+  private stopped = false;
+  private readonly counters = { events: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
+  private finalConnectorStats: ConnectorStats | undefined;
+
+  constructor(private readonly options: SensorOptions) {
+    this.table = new ProcessTable(options.maxProcessTableEntries);
+  }
+
+  async start(onEvents: (events: ProcessEvent[]) => void): Promise<void> {
+    if (this.connector !== undefined || this.stopped) throw new Error('Sensor.start: already started');
+    this.onEvents = onEvents;
+    const addon = native();
+    // Recent kernels let anyone listen to the connector, but without privilege /proc hides other users'
+    // programs, so every event would be partial: refuse rather than report half of what happens.
+    const capabilities = await effectiveCapabilities();
+    if (capabilities !== undefined && ((capabilities >> CAP_NET_ADMIN) & 1n) === 0n) {
+      throw new RuntimeFailure(`the process connector needs CAP_NET_ADMIN, which this process does not have: ${NEEDS_NET_ADMIN}`);
+    }
+    if (capabilities !== undefined && ((capabilities >> CAP_SYS_PTRACE) & 1n) === 0n) {
+      this.options.logger.warn('without CAP_SYS_PTRACE, /proc hides the program, arguments and directory of other users\' processes: their events will be partial');
+    }
+    this.identity = await readHostIdentity();
+    const offsets = addon.clockOffsets();
+    this.clock = new Clock(offsets.realtimeMinusMonotonicMs, offsets.realtimeMinusBoottimeMs, offsets.nanosPerTick);
+    const ack = new Promise<void>((resolve, reject) => {
+      this.subscribed = { resolve, reject };
+    });
+    try {
+      this.connector = new addon.ProcessConnector(
+        { socketBufferBytes: this.options.socketBufferBytes, maxArgsBytes: this.options.maxArgsBytes, ...(this.options.procRoot ? { procRoot: this.options.procRoot } : {}) },
+        (records) => this.onBatch(records),
+      );
+    } catch (err) {
+      throw subscribeFailure(err);
+    }
+    this.names = new UserGroupNames(addon.lookUpUserNames, addon.lookUpGroupNames);
+    // Time steps (NTP, an administrator) move CLOCK_REALTIME but not the kernel's clocks.
+    this.clockTimer = setInterval(() => {
+      const now = addon.clockOffsets();
+      if (this.clock) {
+        this.clock.realtimeMinusMonotonicMs = now.realtimeMinusMonotonicMs;
+        this.clock.realtimeMinusBoottimeMs = now.realtimeMinusBoottimeMs;
+      }
+    }, CLOCK_RESYNC_MS);
+    this.clockTimer.unref();
+
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, SUBSCRIBE_TIMEOUT_MS).unref());
+    try {
+      await Promise.race([ack, timeout]);
+      const seed = await addon.scanProcesses(this.procRoot, this.options.maxArgsBytes);
+      this.seed(seed);
+    } catch (err) {
+      await this.stop();
+      throw err instanceof RuntimeFailure ? err : subscribeFailure(err);
+    }
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const records of early) this.handle(records);
+    this.options.logger.debug({ processes: this.table.size }, 'sensor started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    if (this.connector) {
+      this.connector.stop();
+      this.finalConnectorStats = this.connector.stats(); // final: the reader thread has ended
+    }
+    this.names?.close();
+    // Events already handed to NSS look-ups are delivered before stop() resolves.
+    await this.delivering;
+  }
+
+  stats(): SensorStats {
+    const native = this.finalConnectorStats ?? this.connector?.stats();
+    return {
+      events: this.counters.events,
+      lost: native?.seqGaps ?? 0,
+      overruns: native?.overruns ?? 0,
+      seqGaps: native?.seqGaps ?? 0,
+      recovered: this.counters.recovered,
+      recoveryScans: this.counters.recoveryScans,
+      partial: native?.partial ?? 0,
+      pidReused: native?.pidReused ?? 0,
+      superseded: native?.superseded ?? 0,
+      tableSize: this.table.size,
+      tableEvicted: this.table.evicted,
+      nameLookUps: this.names?.lookUps ?? 0,
+      received: native?.received ?? 0,
+      forks: native?.forks ?? 0,
+      exits: native?.exits ?? 0,
+      backpressureWaits: native?.backpressureWaits ?? 0,
+      socketBufferBytes: native?.socketBufferBytes ?? 0,
+      callbackErrors: this.counters.callbackErrors,
+    };
+  }
+
+  private get procRoot(): string {
+    return this.options.procRoot ?? '/proc';
+  }
+
+  private onBatch(records: ConnectorRecord[]): void {
+    if (this.stopped) return;
+    for (const record of records) {
+      if (record.kind === RecordKind.subscribed) {
+        if (record.code === 0) this.subscribed?.resolve();
+        else this.subscribed?.reject(subscribeFailure(Object.assign(new Error(`PROC_CN_MCAST_LISTEN: errno ${record.code}`), { code: record.code === 1 ? 'EPERM' : undefined })));
+      }
+    }
+    if (this.early !== undefined) {
+      this.early.push(records);
+      return;
+    }
+    this.handle(records);
+  }
+
+  /** Start-up: every process alive now, so parents exec'd before we started are known. */
+  private seed(snapshots: ProcSnapshot[]): void {
+    const clock = this.clock as Clock;
+    const entries: [ProcessEntry, number | undefined][] = [];
+    for (const snapshot of snapshots) {
+      if (snapshot.startTicks === undefined || this.table.get(snapshot.pid) !== undefined) continue;
+      const entry = entryFromSnapshot({ ...snapshot, startTicks: snapshot.startTicks }, clock);
+      this.table.set(entry);
+      entries.push([entry, snapshot.ppid]);
+    }
+    for (const [entry, ppid] of entries) this.linkParent(entry, ppid);
+  }
+
+  /** The parent from /proc's ppid, when that process is older than the child (pid reuse otherwise). */
+  private linkParent(entry: ProcessEntry, ppid: number | undefined): void {
+    if (ppid === undefined || ppid <= 0) return;
+    const parent = this.table.get(ppid);
+    if (parent === undefined) return;
+    if (parent.startTicks !== undefined && entry.startTicks !== undefined && parent.startTicks > entry.startTicks) return;
+    entry.parent = parent;
+  }
+
+  private handle(records: ConnectorRecord[]): void {
+    const clock = this.clock as Clock;
+    const identity = this.identity as HostIdentity;
+    const created = new Date().toISOString();
+    let events: ProcessEvent[] | undefined;
+    for (const record of records) {
+      switch (record.kind) {
+        case RecordKind.exec: {
+          (events ??= []).push(this.onExec(record.pid, record.snapshot, clock.fromMonotonicNs(record.timeNs), created, identity));
+          break;
+        }
+        case RecordKind.fork: {
+          if (record.snapshot.reused) break; // the pid already holds a newer process
+          const start = record.snapshot.startTicks;
+          const parent = this.table.get(record.parentPid);
+          // A fork copies the parent's image: the child is the parent's program until it execs. A child
+          // gone before /proc was read keeps no start time, but its exec still finds its parent here.
+          const child: ProcessEntry = { pid: record.pid, exited: false };
+          if (start !== undefined) {
+            child.startTicks = start;
+            child.start = clock.fromStartTicks(start);
+          }
+          if (parent !== undefined) {
+            copyImage(parent, child);
+            child.parent = parent;
+          } else {
+            this.linkParent(child, record.snapshot.ppid);
+          }
+          this.table.set(child);
+          break;
+        }
+        case RecordKind.exit:
+          this.table.exit(record.pid);
+          break;
+        case RecordKind.uidChange:
+        case RecordKind.gidChange: {
+          const entry = this.table.get(record.pid);
+          if (entry === undefined) break;
+          if (record.kind === RecordKind.uidChange) entry.uid = record.effectiveId;
+          else entry.gid = record.effectiveId;
+          break;
+        }
+        case RecordKind.overrun:
+          this.options.logger.warn('kernel process events were lost (socket buffer overrun); rescanning /proc');
+          this.recover();
+          break;
+        case RecordKind.readError:
+          this.options.logger.error({ errno: record.code }, 'reading the process connector failed; no more process events');
+          break;
+        default:
+          break;
+      }
+    }
+    if (events !== undefined) this.deliver(events);
+  }
+
+  private onExec(pid: number, snapshot: ProcSnapshot, timestamp: string, created: string, identity: HostIdentity, recovered = false): ProcessEvent {
+    const clock = this.clock as Clock;
+    // The entry made at fork time (same pid and start time) knows who forked it, even if that parent has
+    // exited since and /proc now names a reaper as ppid.
+    // Records arrive in kernel order, so the live entry of this pid is this process (an exit would have
+    // removed an older one) unless both start times are known and differ (records were lost).
+    const known = snapshot.reused ? undefined : this.table.get(pid, snapshot.startTicks);
+    let entry: ProcessEntry | undefined;
+    if (snapshot.startTicks !== undefined) {
+      entry = entryFromSnapshot({ ...snapshot, startTicks: snapshot.startTicks }, clock);
+      if (known !== undefined) {
+        if (known.startTicks === snapshot.startTicks && known.start !== undefined) entry.start = known.start;
+        if (known.startTicks === snapshot.startTicks && known.entityId !== undefined) entry.entityId = known.entityId;
+        if (known.parent !== undefined) entry.parent = known.parent;
+      } else {
+        this.linkParent(entry, snapshot.ppid);
+      }
+      this.table.set(entry);
+    } else if (known !== undefined) {
+      // Snapshot gone (the process exited first): the identity from the fork record stays; the program is unknown.
+      entry = { pid, exited: known.exited };
+      if (known.startTicks !== undefined) entry.startTicks = known.startTicks;
+      if (known.start !== undefined) entry.start = known.start;
+      if (known.entityId !== undefined) entry.entityId = known.entityId;
+      if (known.parent !== undefined) entry.parent = known.parent;
+    }
+    const parent = entry?.parent;
+    return buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered });
+  }
+
+  /** Emits in order; a batch naming an uncached uid/gid waits for NSS (and so do the batches behind it). */
+  private deliver(events: ProcessEvent[]): void {
+    const names = this.names as UserGroupNames;
+    const uids = new Set<number>();
+    const gids = new Set<number>();
+    for (const event of events) collectIds(event, uids, gids);
+    const emit = () => {
+      const now = Date.now();
+      const userName = (uid: number) => names.userName(uid, now);
+      const groupName = (gid: number) => names.groupName(gid, now);
+      for (const event of events) fillNames(event, userName, groupName);
+      this.counters.events += events.length;
+      try {
+        this.onEvents?.(events);
+      } catch (err) {
+        this.counters.callbackErrors++;
+        this.options.logger.error({ err }, 'the process events handler failed');
+      }
+    };
+    const pendingNames = names.resolve(uids, gids, Date.now());
+    if (this.delivering === undefined && pendingNames === undefined) {
+      emit();
+      return;
+    }
+    const tail: Promise<void> = (this.delivering ?? Promise.resolve()).then(() => pendingNames).then(emit);
+    this.delivering = tail;
+    void tail.finally(() => {
+      if (this.delivering === tail) this.delivering = undefined;
+    });
+  }
+
+  /**
+   * After an overrun: every process not in the table (or running another program than the table says)
+   * started or exec'd while records were lost. Each gets an exec event marked execsentry.recovered, so a
+   * long-lived shell started during the overrun is still seen. Its @timestamp is the rescan's time (the
+   * exec time was lost with the record).
+   */
+  private recover(): void {
+    if (this.recovery.running) {
+      this.recovery.again = true;
+      return;
+    }
+    this.recovery.running = true;
+    this.counters.recoveryScans++;
+    native()
+      .scanProcesses(this.procRoot, this.options.maxArgsBytes)
+      .then((snapshots) => {
+        if (this.stopped) return;
+        const identity = this.identity as HostIdentity;
+        const now = new Date().toISOString();
+        const events: ProcessEvent[] = [];
+        for (const snapshot of snapshots) {
+          if (snapshot.startTicks === undefined || snapshot.kernelThread) continue;
+          const known = this.table.get(snapshot.pid, snapshot.startTicks);
+          if (known !== undefined && known.executable === snapshot.executable && sameArgs(known.args, snapshot.args)) continue;
+          events.push(this.onExec(snapshot.pid, snapshot, now, now, identity, true));
+        }
+        this.counters.recovered += events.length;
+        if (events.length > 0) this.deliver(events);
+      })
+      .catch((err: unknown) => this.options.logger.error({ err }, 'the /proc rescan after an overrun failed'))
+      .finally(() => {
+        this.recovery.running = false;
+        if (this.recovery.again && !this.stopped) {
+          this.recovery.again = false;
+          this.recover();
+        }
+      });
+  }
+}
+
+function sameArgs(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((arg, i) => arg === b[i]);
+}
+
+function copyImage(from: ProcessEntry, to: ProcessEntry): void {
+  if (from.executable !== undefined) to.executable = from.executable;
+  if (from.name !== undefined) to.name = from.name;
+  if (from.args !== undefined) to.args = from.args;
+  if (from.commandLine !== undefined) to.commandLine = from.commandLine;
+  if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
+  if (from.interactive !== undefined) to.interactive = from.interactive;
+  if (from.uid !== undefined) to.uid = from.uid;
+  if (from.gid !== undefined) to.gid = from.gid;
+}

@@ -1,0 +1,64 @@
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { z } from 'zod';
+import { ConfigSchema, environmentOverrides, OutputSchema, secretFileSettings, unwrapSchema } from '../config.js';
+
+/**
+ * The README's option tables, written from the zod schema's defaults and .describe() texts so the
+ * documentation cannot drift from the code: `node dist/service/options-doc.js` prints them as markdown.
+ */
+export function optionsMarkdown(): string {
+  const variables = new Map(environmentOverrides().map((override) => [override.path.join('.'), override.variable]));
+  const rows: string[] = ['| option | environment | default | description |', '|---|---|---|---|'];
+  const visit = (shape: Record<string, z.ZodType>, path: string[]): void => {
+    for (const [key, field] of Object.entries(shape)) {
+      const here = [...path, key];
+      const inner = unwrapSchema(field);
+      if (inner._zod.def.type === 'object') {
+        visit((inner as z.ZodObject).shape as Record<string, z.ZodType>, here);
+        continue;
+      }
+      const dotted = here.join('.');
+      rows.push(`| \`${dotted}\` | \`${variables.get(dotted) ?? ''}\` | ${defaultOf(field)} | ${cell(descriptionOf(field))} |`);
+    }
+  };
+  visit(ConfigSchema.shape as unknown as Record<string, z.ZodType>, []);
+
+  const secrets = new Map(secretFileSettings().map((pair) => [pair.file, pair.secret]));
+  const outputRows: string[] = ['| setting | description |', '|---|---|'];
+  for (const [key, field] of Object.entries(OutputSchema.shape as Record<string, z.ZodType>)) {
+    const secretOf = secrets.get(key);
+    const note = secretOf !== undefined ? ` — read into \`${secretOf}\` at start; \`credential:NAME\` reads \`$CREDENTIALS_DIRECTORY/NAME\`` : key.endsWith('File') ? ' — `credential:NAME` allowed' : '';
+    outputRows.push(`| \`${key}\` | ${cell(descriptionOf(field) + note)} |`);
+  }
+  return `${rows.join('\n')}\n\nEach entry of \`outputs\` takes these settings:\n\n${outputRows.join('\n')}\n`;
+}
+
+function descriptionOf(schema: z.ZodType): string {
+  let current: z.ZodType | undefined = schema;
+  while (current !== undefined) {
+    if (current.description !== undefined) return current.description;
+    current = (current._zod.def as { innerType?: z.ZodType }).innerType;
+  }
+  return '';
+}
+
+function defaultOf(schema: z.ZodType): string {
+  let current: z.ZodType | undefined = schema;
+  while (current !== undefined) {
+    const def = current._zod.def as { type: string; defaultValue?: unknown; innerType?: z.ZodType };
+    if (def.type === 'default') return `\`${JSON.stringify(def.defaultValue)}\``;
+    current = def.innerType;
+  }
+  return '(unset)';
+}
+
+/** Pipes would end a table cell. */
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|');
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
+  process.stdout.write(optionsMarkdown());
+}

@@ -1,0 +1,99 @@
+import fc from 'fast-check';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../src/ecs/types.js';
+import { DetectionEngine } from '../../src/engine/index.js';
+import { termCombinations, termValues } from '../../src/engine/new-terms.js';
+import { loadRuleSet } from '../../src/rules/index.js';
+import { openHistoryStore } from '../../src/store/index.js';
+import { kibanaRule, ruleTree } from '../rules/fixtures.js';
+import { execEvent, recordingLogger, tempDir } from './helpers.js';
+
+describe('term values', () => {
+  it('reads keyword-like values as text, drops objects and nulls, keeps each value once', () => {
+    expect(termValues(['a', 1, true, null, { x: 1 }, 'a', 2n])).toEqual(['a', '1', 'true', '2']);
+    expect(termValues([])).toEqual([]);
+  });
+});
+
+describe('term combinations', () => {
+  it('gives every combination, last field fastest', () => {
+    expect(termCombinations([['a', 'b'], ['1'], ['x', 'y']], 100)).toEqual({
+      tuples: [
+        ['a', '1', 'x'],
+        ['a', '1', 'y'],
+        ['b', '1', 'x'],
+        ['b', '1', 'y'],
+      ],
+      truncated: false,
+    });
+  });
+
+  it('gives none when a field has no value', () => {
+    expect(termCombinations([['a'], []], 100)).toEqual({ tuples: [], truncated: false });
+  });
+
+  it('is the cartesian product, distinct tuples, cut at the limit (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uniqueArray(fc.string({ maxLength: 3 }), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 1, max: 300 }),
+        (perField, limit) => {
+          const { tuples, truncated } = termCombinations(perField, limit);
+          const product = perField.reduce((n, values) => n * values.length, 1);
+          expect(tuples).toHaveLength(Math.min(product, limit));
+          expect(truncated).toBe(product > limit);
+          expect(new Set(tuples.map((tuple) => JSON.stringify(tuple))).size).toBe(tuples.length);
+          for (const tuple of tuples) tuple.forEach((term, field) => expect(perField[field]).toContain(term));
+        },
+      ),
+    );
+  });
+});
+
+describe('an attacker-sized argv', () => {
+  it('bounds the tuples per event and counts the events that were cut', async () => {
+    const rule = kibanaRule({ rule_id: 'args', name: 'Args', query: 'event.action:exec', new_terms_fields: ['process.args', 'process.thread.capabilities.effective'] });
+    const { rules } = await loadRuleSet([ruleTree({ 'r.ndjson': JSON.stringify(rule) })], { skipUnsupported: false });
+    const { logger } = recordingLogger();
+    const store = await openHistoryStore({ stateDir: join(tempDir(), 'state'), maxTuplesPerRule: 100_000, logger });
+    const alerts: Alert[] = [];
+    const engine = new DetectionEngine(rules, { store, logger, emit: (alert) => alerts.push(alert), maxTuplesPerEvent: 50 });
+    const args = Array.from({ length: 100 }, (_, i) => `arg${i}`);
+    const event = execEvent('2024-05-01T10:00:00.000Z', { process: { args, thread: { capabilities: { effective: ['CAP_A', 'CAP_B'] } } } });
+    engine.evaluate(event, Date.parse(event['@timestamp']));
+    await engine.drain();
+    await store.close();
+    // max_signals (100 per interval) is above the 50 tuples: what limits is the per-event bound.
+    expect(alerts).toHaveLength(50);
+    expect(engine.stats()).toMatchObject({ events: 1, matches: 1, alerts: 50, tuplesTruncated: 1, suppressed: 0 });
+  });
+});
+
+describe('a rule that throws on an event', () => {
+  it('is counted and logged once; the other rules and events go on', async () => {
+    const query = (id: string, kql: string): Record<string, unknown> =>
+      kibanaRule({ rule_id: id, name: id, type: 'query', query: kql, new_terms_fields: undefined, history_window_start: undefined });
+    const file = ruleTree({ 'r.ndjson': [query('reads-process', 'process.name:bash'), query('reads-user', 'user.name:daemon')].map((r) => JSON.stringify(r)).join('\n') });
+    const { rules } = await loadRuleSet([file], { skipUnsupported: false });
+    const { logger, records } = recordingLogger();
+    const store = await openHistoryStore({ stateDir: join(tempDir(), 'state'), maxTuplesPerRule: 10, logger });
+    const alerts: Alert[] = [];
+    const engine = new DetectionEngine(rules, { store, logger, emit: (alert) => alerts.push(alert) });
+    // A document whose process.name cannot be read (a getter that throws stands in for any bug).
+    const hostile = execEvent('2024-05-01T10:00:00.000Z');
+    Object.defineProperty(hostile.process, 'name', {
+      enumerable: true,
+      get() {
+        throw new Error('unreadable');
+      },
+    });
+    engine.evaluate(hostile, 0);
+    engine.evaluate(hostile, 1);
+    await engine.drain();
+    await store.close();
+    expect(alerts.map((alert) => alert.rule.id)).toEqual(['reads-user', 'reads-user']);
+    expect(engine.stats().evaluationErrors).toBe(2);
+    expect(records.filter((record) => record['level'] === 50).map((record) => record['rule'])).toEqual(['reads-process']);
+  });
+});

@@ -1,0 +1,162 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { describeAsRoot } from '../helpers/privilege.js';
+import type { Alert } from '../../src/ecs/types.js';
+import { DAY_MS, execEvent, isoAfter } from '../engine/helpers.js';
+import { kibanaRule, ruleTree, tomlRule } from './fixtures.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+function execsentry(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+const T0 = '2024-05-01T10:00:00.000Z';
+
+describe('execsentry rules validate', () => {
+  it('exits 0 for valid rules, saying how many', () => {
+    const dir = ruleTree({ 'a.toml': tomlRule(), 'b.ndjson': JSON.stringify(kibanaRule()) });
+    const run = execsentry('rules', 'validate', dir);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe('execsentry: 2 rule(s) valid (2 enabled)\n');
+  });
+
+  it('exits 2 and prints every problem, one line each', () => {
+    const dir = ruleTree({ 'a.toml': tomlRule({ severity: 'severity = "urgent"' }), 'b.ndjson': JSON.stringify(kibanaRule({ type: 'eql' })) });
+    const run = execsentry('rules', 'validate', dir);
+    expect(run.status).toBe(2);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      `execsentry: ${join(dir, 'a.toml')}:16: rule "Test New Shell": rule.severity: Invalid option: expected one of "low"|"medium"|"high"|"critical" (got "urgent")`,
+      `execsentry: ${join(dir, 'b.ndjson')}:1: rule "Kibana Exported Rule": type: rule type "eql" is not supported (execsentry evaluates query and new_terms rules)`,
+    ]);
+  });
+
+  it('--skip-unsupported turns unsupported rules into warnings', () => {
+    const dir = ruleTree({ 'a.toml': tomlRule(), 'b.ndjson': JSON.stringify(kibanaRule({ type: 'esql', language: 'esql' })) });
+    const run = execsentry('rules', 'validate', '--skip-unsupported', dir);
+    expect(run.status).toBe(0);
+    expect(run.stderr).toContain('execsentry: warning: skipped: ');
+    expect(run.stderr).toContain('execsentry: 1 rule(s) valid (1 enabled, 1 unsupported skipped)\n');
+  });
+});
+
+describe('execsentry rules list', () => {
+  it('lists the built-in rule with the fields it reads (NDJSON when not a terminal)', () => {
+    const run = execsentry('rules', 'list');
+    expect(run.status).toBe(0);
+    const rows = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      id: '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb',
+      name: 'Unusual Interactive Shell Launched from System User',
+      type: 'new_terms',
+      version: 1,
+      enabled: true,
+      new_terms_fields: ['process.executable'],
+      history_window_start: 'now-14d',
+    });
+    // The query's fields (in the KQL module's order), then the new-terms field.
+    expect(rows[0]!['fields'] as string[]).toHaveLength(11);
+    expect((rows[0]!['fields'] as string[]).at(-1)).toBe('process.executable');
+    expect([...(rows[0]!['fields'] as string[])].sort()).toEqual([
+      'event.category',
+      'host.os.type',
+      'event.type',
+      'event.action',
+      'user.name',
+      'process.interactive',
+      'process.parent.executable',
+      'process.name',
+      'process.parent.name',
+      'process.args',
+      'process.executable',
+    ].sort());
+  });
+
+  it('prints a table on request', () => {
+    const dir = ruleTree({ 'a.toml': tomlRule({ enabled: 'enabled = false' }) });
+    const run = execsentry('rules', 'list', '--format', 'table', dir);
+    expect(run.status).toBe(0);
+    const [header, row] = run.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ID +NAME +TYPE +VERSION +ENABLED +FIELDS READ$/);
+    expect(row).toMatch(/^11111111-2222-3333-4444-555555555555 +Test New Shell +new_terms +3 +no +event\.category, process\.name, host\.id, process\.executable$/);
+  });
+
+  it('refuses a bad rule set with one line and exit 2', () => {
+    const dir = ruleTree({ 'a.toml': 'not toml' });
+    const run = execsentry('rules', 'list', dir);
+    expect(run.status).toBe(2);
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/^execsentry: .*a\.toml:1:\d+: not valid TOML: /);
+  });
+});
+
+describe('execsentry rules test', () => {
+  function eventsFile(events: object[]): string {
+    const dir = ruleTree({ 'events.ndjson': events.map((event) => JSON.stringify(event)).join('\n') + '\n' });
+    return join(dir, 'events.ndjson');
+  }
+
+  it('replays events with their @timestamp as now and prints alerts as NDJSON', () => {
+    const events = eventsFile([execEvent(T0), execEvent(isoAfter(T0, 10 * DAY_MS)), execEvent(isoAfter(T0, 25 * DAY_MS))]);
+    const run = execsentry('rules', 'test', '--rules', 'rules', '--events', events);
+    expect(run.status).toBe(0);
+    const alerts = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Alert);
+    expect(alerts.map((alert) => [alert['@timestamp'], alert.rule.id, alert.event.kind])).toEqual([
+      [T0, '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb', 'alert'],
+      [isoAfter(T0, 25 * DAY_MS), '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb', 'alert'],
+    ]);
+  });
+
+  it('without --state-dir each run starts from a fresh history; with it the history carries over', () => {
+    const events = eventsFile([execEvent(T0)]);
+    expect(execsentry('rules', 'test', '--rules', 'rules', '--events', events).stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(execsentry('rules', 'test', '--rules', 'rules', '--events', events).stdout.trimEnd().split('\n')).toHaveLength(1);
+    const stateDir = join(ruleTree({ '.keep': '' }), 'state');
+    expect(execsentry('rules', 'test', '--rules', 'rules', '--events', events, '--state-dir', stateDir).stdout).not.toBe('');
+    const again = execsentry('rules', 'test', '--rules', 'rules', '--events', events, '--state-dir', stateDir);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toBe('');
+  });
+
+  it('stops at an event without a valid @timestamp, naming the line; earlier alerts stay printed', () => {
+    const dir = ruleTree({ 'events.ndjson': [JSON.stringify(execEvent(T0)), '', JSON.stringify({ ...execEvent(T0), '@timestamp': 'yesterday' })].join('\n') });
+    const run = execsentry('rules', 'test', '--rules', 'rules', '--events', join(dir, 'events.ndjson'));
+    expect(run.status).toBe(2);
+    expect(run.stdout.trimEnd().split('\n')).toHaveLength(1);
+    expect(run.stderr).toBe(`execsentry: ${join(dir, 'events.ndjson')}:3: @timestamp: not an ISO 8601 date: "yesterday"\n`);
+  });
+
+  it('a missing events file is a runtime failure with one line', () => {
+    const run = execsentry('rules', 'test', '--rules', 'rules', '--events', '/nonexistent/events.ndjson');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toBe('execsentry: /nonexistent/events.ndjson: cannot read: ENOENT\n');
+  });
+});
+
+// `run` checks its capabilities (root) before it reads rules.
+describeAsRoot('execsentry run with a bad rule set', () => {
+  it('refuses to start with one line and exit 2, before touching the state directory', () => {
+    const dir = ruleTree({ 'bad.toml': tomlRule({ severity: 'severity = "urgent"' }) });
+    const stateDir = join(dir, 'state');
+    const run = execsentry('run', '--rules', dir, '--state-dir', stateDir, '--log-format', 'json');
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `execsentry: ${join(dir, 'bad.toml')}:16: rule "Test New Shell": rule.severity: Invalid option: expected one of "low"|"medium"|"high"|"critical" (got "urgent")\n`,
+    );
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
+  it('an unsupported rule stops it too (without --skip-unsupported)', () => {
+    const dir = ruleTree({ 'a.ndjson': [JSON.stringify(kibanaRule()), JSON.stringify(kibanaRule({ rule_id: 'ml', name: 'ML', type: 'machine_learning' }))].join('\n') });
+    const refused = execsentry('run', '--rules', dir, '--state-dir', join(dir, 'state'));
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('rule "ML": type: rule type "machine_learning" is not supported');
+  });
+});

@@ -1,0 +1,154 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { capabilityNames } from '../../src/sensor/capabilities.js';
+import { baseName, Clock, decodeTtyNr, entityId, isInteractive } from '../../src/sensor/enrich.js';
+import { agentIdFor, parseOsRelease } from '../../src/sensor/host.js';
+import { UserGroupNames } from '../../src/sensor/names.js';
+import { ProcessTable, type ProcessEntry } from '../../src/sensor/table.js';
+
+function entry(pid: number, startTicks: number): ProcessEntry {
+  return { pid, startTicks, start: new Date(0).toISOString(), exited: false };
+}
+
+describe('tty_nr and process.interactive', () => {
+  it('decodes tty_nr as the kernel encodes it (new_encode_dev)', () => {
+    expect(decodeTtyNr(34816)).toEqual({ major: 136, minor: 0 }); // /dev/pts/0
+    expect(decodeTtyNr((136 << 8) | (300 & 0xff) | ((300 & ~0xff) << 12))).toEqual({ major: 136, minor: 300 });
+    expect(decodeTtyNr(1025)).toEqual({ major: 4, minor: 1 }); // /dev/tty1
+  });
+
+  it('round-trips every major/minor the encoding can hold', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 0xfff }), fc.integer({ min: 0, max: 0xfffff }), (major, minor) => {
+        const ttyNr = ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
+        expect(decodeTtyNr(ttyNr)).toEqual({ major, minor });
+      }),
+    );
+  });
+
+  it('is true only when the controlling tty is behind both fd 0 and fd 2', () => {
+    const pts3 = (136 << 8) | 3;
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 3], fd2: [136, 3] })).toBe(true);
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [1, 3], fd2: [136, 3] })).toBe(false); // stdin from /dev/null
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 3], fd2: [-1, -1] })).toBe(false); // stderr closed
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 4], fd2: [136, 4] })).toBe(false); // another terminal
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: 0, fd0: [136, 3], fd2: [136, 3] })).toBe(false); // no controlling tty
+    expect(isInteractive({ pid: 1, partial: true, ttyNr: pts3 })).toBeUndefined(); // unknown, never guessed
+    expect(isInteractive({ pid: 1, partial: true })).toBeUndefined();
+  });
+});
+
+describe('capability masks', () => {
+  it('names each set bit, keeping unknown bits by number', () => {
+    expect(capabilityNames('0000000000003001')).toEqual(['CAP_CHOWN', 'CAP_NET_ADMIN', 'CAP_NET_RAW']);
+    expect(capabilityNames('0000000000000000')).toEqual([]);
+    expect(capabilityNames('000001ffffffffff')).toHaveLength(41);
+    expect(capabilityNames('0000020000000000')).toEqual(['CAP_41']);
+  });
+});
+
+describe('identities', () => {
+  it('entity ids are stable per (host, pid, start) and differ otherwise', () => {
+    expect(entityId('h', 10, 500)).toBe(entityId('h', 10, 500));
+    expect(entityId('h', 10, 500)).not.toBe(entityId('h', 10, 501));
+    expect(entityId('h', 10, 500)).not.toBe(entityId('h', 11, 500));
+    expect(entityId('h', 10, 500)).not.toBe(entityId('g', 10, 500));
+  });
+
+  it('agent.id is a stable UUID-shaped hash of the machine id', () => {
+    const id = agentIdFor('3d1219c7c4c5404aaa1f6d2a48adfda4');
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(agentIdFor('3d1219c7c4c5404aaa1f6d2a48adfda4')).toBe(id);
+    expect(id).not.toContain('3d1219c7');
+  });
+
+  it('reads os-release with quoted and unquoted values', () => {
+    const values = parseOsRelease('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n# comment\nID_LIKE=\'rhel fedora\'\n');
+    expect(values.get('PRETTY_NAME')).toBe('Debian GNU/Linux 12 (bookworm)');
+    expect(values.get('ID')).toBe('debian');
+    expect(values.get('ID_LIKE')).toBe('rhel fedora');
+  });
+
+  it('baseName keeps spaces and parentheses', () => {
+    expect(baseName('/tmp/odd) name (x')).toBe('odd) name (x');
+    expect(baseName('/usr/bin/bash')).toBe('bash');
+  });
+
+  it('converts kernel clocks to wall-clock time', () => {
+    const clock = new Clock(1_000_000, 2_000_000, 10_000_000);
+    expect(clock.fromMonotonicNs(5_000_000)).toBe(new Date(1_000_005).toISOString());
+    expect(clock.fromStartTicks(100)).toBe(new Date(2_001_000).toISOString());
+  });
+});
+
+describe('process table', () => {
+  it('finds a process by pid and start time, never a newer holder of the pid', () => {
+    const table = new ProcessTable(1024);
+    table.set(entry(10, 500));
+    expect(table.get(10, 500)?.startTicks).toBe(500);
+    expect(table.get(10, 499)).toBeUndefined();
+    const older = table.get(10) as ProcessEntry;
+    table.set(entry(10, 900)); // pid reused
+    expect(older.exited).toBe(true);
+    expect(table.get(10)?.startTicks).toBe(900);
+  });
+
+  it('keeps an exited parent reachable from its live child only', () => {
+    const table = new ProcessTable(1024);
+    const parent = entry(1, 1);
+    const child = { ...entry(2, 2), parent };
+    parent.executable = '/usr/bin/bash';
+    table.set(parent);
+    table.set(child);
+    table.exit(1);
+    expect(table.get(1)).toBeUndefined();
+    expect(table.get(2)?.parent?.executable).toBe('/usr/bin/bash');
+    table.exit(2);
+    expect(child.parent).toBeUndefined(); // an exited entry lets go of its parent
+  });
+
+  it('stays within its bound whatever the sequence of forks and exits', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 5000 })), { maxLength: 3000 }), (operations) => {
+        const table = new ProcessTable(1024);
+        let ticks = 0;
+        for (const [isExit, pid] of operations) {
+          if (isExit) table.exit(pid);
+          else table.set({ ...entry(pid, ++ticks), parent: table.get(pid - 1) });
+          expect(table.size).toBeLessThanOrEqual(1024);
+        }
+        for (const live of table.values()) if (live.parent) expect(live.parent.parent).toBeUndefined();
+      }),
+      { numRuns: 20 },
+    );
+  });
+});
+
+describe('user and group names cache', () => {
+  // A look-up function that answers from a fixed list: the NSS call itself is tested as root below.
+  function counting(known: Record<number, string>) {
+    const calls: number[][] = [];
+    const lookUp = async (ids: number[]) => {
+      calls.push(ids);
+      return ids.map((id) => known[id] ?? null);
+    };
+    return { calls, lookUp };
+  }
+
+  it('looks each id up once, keeps unknown ids nameless, and answers from the cache after', async () => {
+    const users = counting({ 0: 'root', 1: 'daemon' });
+    const groups = counting({ 0: 'root' });
+    const names = new UserGroupNames(users.lookUp, groups.lookUp, undefined);
+    const now = Date.now();
+    await names.resolve(new Set([0, 1, 4242]), new Set([0]), now);
+    expect(names.userName(1, now)).toBe('daemon');
+    expect(names.userName(4242, now)).toBeUndefined();
+    expect(names.groupName(0, now)).toBe('root');
+    expect(names.resolve(new Set([0, 1, 4242]), new Set([0]), now)).toBeUndefined(); // all cached: no promise
+    expect(users.calls).toEqual([[0, 1, 4242]]);
+    names.invalidate();
+    await names.resolve(new Set([1]), new Set(), now);
+    expect(users.calls).toHaveLength(2);
+    names.close();
+  });
+});
