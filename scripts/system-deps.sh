@@ -12,6 +12,7 @@ declare -A needed=(
   [script]=bsdutils
   [runuser]=util-linux
   [setpriv]=util-linux
+  [taskset]=util-linux
   [rsyslogd]=rsyslog
   [systemd-analyze]=systemd
   [openssl]=openssl

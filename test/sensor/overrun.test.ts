@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { expect, it } from 'vitest';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
@@ -15,6 +16,16 @@ describeAsRoot('sensor overrun recovery', () => {
     const events: ProcessEvent[] = [];
     const sensor = new Sensor({ socketBufferBytes: 4096, maxArgsBytes: 4096, maxProcessTableEntries: 4096, logger: createLogger('silent') });
     await sensor.start((batch) => events.push(...batch));
+    // Gaps are counted per CPU from the last sequence number seen on that CPU, so every CPU needs one record
+    // received before the storm; otherwise a CPU whose first records are all dropped shows no gap.
+    const primers = new Set<number>();
+    for (let cpu = 0; cpu < availableParallelism(); cpu++) {
+      primers.add(spawnSync('taskset', ['-c', String(cpu), '/bin/true']).pid ?? 0);
+    }
+    const primed = Date.now() + 5_000;
+    while (Date.now() < primed && ![...primers].every((pid) => events.some((e) => e.process.pid === pid))) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const marker = `30.${process.pid}${Math.floor(Math.random() * 1e6)}`;
     let sleepPid = 0;
     try {
