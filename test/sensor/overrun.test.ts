@@ -16,16 +16,20 @@ describeAsRoot('sensor overrun recovery', () => {
     const events: ProcessEvent[] = [];
     const sensor = new Sensor({ socketBufferBytes: 4096, maxArgsBytes: 4096, maxProcessTableEntries: 4096, logger: createLogger('silent') });
     await sensor.start((batch) => events.push(...batch));
-    // Gaps are counted per CPU from the last sequence number seen on that CPU, so every CPU needs one record
-    // received before the storm; otherwise a CPU whose first records are all dropped shows no gap.
-    const primers = new Set<number>();
-    for (let cpu = 0; cpu < availableParallelism(); cpu++) {
-      primers.add(spawnSync('taskset', ['-c', String(cpu), '/bin/true']).pid ?? 0);
-    }
-    const primed = Date.now() + 5_000;
-    while (Date.now() < primed && ![...primers].every((pid) => events.some((e) => e.process.pid === pid))) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    // A gap shows only between two records the sensor received from the same CPU (README: lost is a lower
+    // bound), so every CPU execs once before the storm and once after the loss; a quiet machine may
+    // otherwise number nothing more on the CPU that lost records for a long time.
+    const execOnEveryCpu = async (): Promise<void> => {
+      const pids = new Set<number>();
+      for (let cpu = 0; cpu < availableParallelism(); cpu++) {
+        pids.add(spawnSync('taskset', ['-c', String(cpu), '/bin/true']).pid ?? 0);
+      }
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && ![...pids].every((pid) => events.some((e) => e.process.pid === pid))) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    await execOnEveryCpu();
     const marker = `30.${process.pid}${Math.floor(Math.random() * 1e6)}`;
     let sleepPid = 0;
     try {
@@ -40,6 +44,9 @@ describeAsRoot('sensor overrun recovery', () => {
         found = events.find((e) => e.process.pid === sleepPid && e.process.args?.[1] === marker);
         const now = sensor.stats();
         if (found !== undefined && now.recoveryScans > 0 && now.lost > 0) break;
+        // Records sent before the reader has drained the overflowed queue are dropped too, so the execs
+        // that make the gap visible wait for the overrun to be read.
+        if (now.overruns > 0 && now.lost === 0) await execOnEveryCpu();
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       const stats = sensor.stats();
