@@ -143,13 +143,15 @@ describeAsRoot('sensor on the live kernel', () => {
   it('gives a child the parent it was forked by, even when that parent exited before the child exec\'d', async () => {
     const marker = `1.${unique()}`;
     // The subshell waits until bash -c has exited (and been reaped), then execs sleep: by then /proc names a
-    // reaper as its parent; only the fork record knows it was bash.
-    const script = `( while kill -0 $$ 2>/dev/null; do sleep 0.02; done; exec /bin/sleep ${marker} ) >/dev/null 2>&1 </dev/null & exit 0`;
-    const bash = spawn('/bin/bash', ['-c', script], { stdio: 'ignore' });
+    // reaper as its parent; only the fork record knows it was bash. bash stays until its own exec has been
+    // seen: one that exits before the reader's snapshot is reported partial, which is right but not this test.
+    const script = `( while kill -0 $$ 2>/dev/null; do sleep 0.02; done; exec /bin/sleep ${marker} ) >/dev/null 2>&1 </dev/null & read -r _; exit 0`;
+    const bash = spawn('/bin/bash', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const bashEvent = await eventWhere((e) => e.process.pid === bash.pid && e.process.name === 'bash', 'bash -c');
+    bash.stdin?.end('\n');
     await exited(bash);
     const sleep = await eventWhere((e) => e.process.args?.[1] === marker && e.process.name === 'sleep', 'sleep after its parent exited');
     process.kill(sleep.process.pid);
-    const bashEvent = await eventWhere((e) => e.process.pid === bash.pid && e.process.name === 'bash', 'bash -c');
     expect(sleep.process.parent?.pid).toBe(bash.pid);
     expect(sleep.process.parent?.entity_id).toBe(bashEvent.process.entity_id);
     expect(sleep.process.parent?.executable).toBe('/usr/bin/bash');
