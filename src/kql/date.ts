@@ -81,10 +81,10 @@ export function parseDateMath(text: string, roundUp: boolean, nowMs: number): nu
     const amount = (step[1] === '-' ? -1 : 1) * Number(step[2]);
     switch (step[3]) {
       case 'y':
-        date.setUTCFullYear(date.getUTCFullYear() + amount);
+        addCalendarMonths(date, 12 * amount);
         break;
       case 'M':
-        date.setUTCMonth(date.getUTCMonth() + amount);
+        addCalendarMonths(date, amount);
         break;
       case 'w':
         date.setTime(date.getTime() + amount * 7 * 86_400_000);
@@ -106,6 +106,17 @@ export function parseDateMath(text: string, roundUp: boolean, nowMs: number): nu
   }
   const ms = date.getTime();
   return Number.isFinite(ms) ? ms : null;
+}
+
+/**
+ * Elasticsearch adds months and years as java.time does: a day the target month lacks becomes its last day
+ * (2024-03-31 -1M is 2024-02-29, not March 2nd as Date's overflow would make it).
+ */
+function addCalendarMonths(date: Date, months: number): void {
+  const day = date.getUTCDate();
+  date.setUTCDate(1);
+  date.setUTCMonth(date.getUTCMonth() + months);
+  date.setUTCDate(Math.min(day, daysInMonth(date.getUTCFullYear(), date.getUTCMonth() + 1)));
 }
 
 function roundDate(date: Date, unit: string, roundUp: boolean): void {

@@ -22,6 +22,7 @@ describe('date math (history_window_start, from)', () => {
     expect(parseDateMath('now-1y').resolve(at('2024-03-15T00:00:00Z'))).toBe(at('2023-03-15T00:00:00Z'));
     expect(parseDateMath('now-13M').resolve(at('2024-01-15T00:00:00Z'))).toBe(at('2022-12-15T00:00:00Z'));
     expect(parseDateMath('now-1m').resolve(at('2024-01-15T00:00:00Z'))).toBe(at('2024-01-14T23:59:00Z'));
+    expect(parseDateMath('now-1M').resolve(at('2024-03-31T10:00:00Z'))).toBe(at('2024-02-29T10:00:00Z'));
   });
 
   it('chains operations and rounds down', () => {

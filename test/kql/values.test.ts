@@ -95,7 +95,14 @@ describe('date parsing', () => {
     expect(parseDateMath('now/y', true, now)).toBe(Date.UTC(2027, 0, 1) - 1);
     expect(parseDateMath('now-2H/h', false, now)).toBe(Date.UTC(2026, 10, 28, 10));
     expect(parseDateMath('now-10s/m', false, now)).toBe(Date.UTC(2026, 10, 28, 12, 34));
-    expect(parseDateMath('2024-01-31||+1M', false, now)).toBe(Date.UTC(2024, 2, 2));
+    // Months and years clamp to the last day the target month has, as java.time does in Elasticsearch.
+    expect(parseDateMath('2024-01-31||+1M', false, now)).toBe(Date.UTC(2024, 1, 29));
+    expect(parseDateMath('2023-01-31T08:00:00Z||+1M', false, now)).toBe(Date.UTC(2023, 1, 28, 8));
+    expect(parseDateMath('2024-03-31||-1M', false, now)).toBe(Date.UTC(2024, 1, 29));
+    expect(parseDateMath('2024-05-31||-13M', false, now)).toBe(Date.UTC(2023, 3, 30));
+    expect(parseDateMath('2024-02-29||+1y', false, now)).toBe(Date.UTC(2025, 1, 28));
+    expect(parseDateMath('2024-02-29||-4y', false, now)).toBe(Date.UTC(2020, 1, 29));
+    expect(parseDateMath('2024-01-31||+1M+1M', false, now)).toBe(Date.UTC(2024, 2, 29));
     expect(parseDateMath('now-1x', false, now)).toBeNull();
     expect(parseDateMath('now-', false, now)).toBeNull();
   });
