@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { ConfigSchema, defaultConfig, type Config } from '../config.js';
+import { ConfigSchema, loadConfig, type Config } from '../config.js';
 import type { ProcessEvent } from '../ecs/types.js';
 import { ValidationError } from '../errors.js';
 import { compileKql, KqlSyntaxError, type CompiledQuery } from '../kql/index.js';
@@ -11,6 +11,7 @@ const MAX_STDOUT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 interface EventsOptions {
   filter?: string;
+  config?: string;
   logLevel?: Config['logLevel'];
   logFormat?: Config['logFormat'];
 }
@@ -24,6 +25,7 @@ export function registerEventsCommand(program: Command): void {
     .command('events')
     .description('stream every exec on this host as an ECS process event (NDJSON on stdout), no rules')
     .option('--filter <kql>', 'only events matching this KQL query')
+    .option('--config <file>', 'configuration file (JSON); its sensor and log settings apply')
     .addOption(new Option('--log-level <level>', 'log level').choices(ConfigSchema.shape.logLevel.unwrap().options))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else JSON)').choices(['json', 'pretty']))
     .action(async (options: EventsOptions) => {
@@ -36,8 +38,13 @@ export function registerEventsCommand(program: Command): void {
           throw err;
         }
       }
-      const config = defaultConfig();
-      const logger = createLogger(options.logLevel ?? config.logLevel, options.logFormat ?? config.logFormat);
+      const overrides: Record<string, unknown> = {};
+      if (options.logLevel !== undefined) overrides['logLevel'] = options.logLevel;
+      if (options.logFormat !== undefined) overrides['logFormat'] = options.logFormat;
+      // Read as `run` reads it (file < EXECSENTRY_* < command line); outputs' secrets are not this command's.
+      const { config, warnings } = loadConfig({ configFile: options.config, overrides, resolveSecrets: false });
+      const logger = createLogger(config.logLevel, config.logFormat);
+      for (const warning of warnings) logger.warn(warning);
       const sensor = new Sensor({ ...config.sensor, logger });
       let dropped = 0;
       let stopping: Promise<void> | undefined;
@@ -51,10 +58,15 @@ export function registerEventsCommand(program: Command): void {
       process.stdout.on('error', stop); // EPIPE: nobody reads any more
       const write = (events: ProcessEvent[]) => {
         let lines = '';
-        for (const event of events) if (filter === undefined || filter.matches(event)) lines += `${JSON.stringify(event)}\n`;
-        if (lines.length === 0) return;
+        let count = 0;
+        for (const event of events) {
+          if (filter !== undefined && !filter.matches(event)) continue;
+          lines += `${JSON.stringify(event)}\n`;
+          count += 1;
+        }
+        if (count === 0) return;
         if (process.stdout.writableLength > MAX_STDOUT_BACKLOG_BYTES) {
-          dropped += events.length;
+          dropped += count;
           return;
         }
         process.stdout.write(lines);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -247,6 +247,28 @@ describeAsRoot('sensor on the live kernel', () => {
     const run = spawnSync(process.execPath, [cliPath, 'events', '--filter', 'process.name:('], { encoding: 'utf8' });
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/^execsentry: --filter: /);
+  });
+
+  it('takes its sensor and log settings from --config, and rejects a bad one with exit 2 naming the key', async () => {
+    const good = join(scratch, 'events-config.json');
+    writeFileSync(good, JSON.stringify({ logFormat: 'json', sensor: { socketBufferBytes: 12 * 1024 * 1024, maxArgsBytes: 256 } }));
+    const cli = spawn(process.execPath, [cliPath, 'events', '--config', good, '--filter', 'process.name:none-such'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    cli.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await until(() => stderr.includes('streaming exec events'), 'the events command to subscribe');
+    cli.kill('SIGINT');
+    expect(await exited(cli)).toBe(0);
+    const stopped = stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as { msg: string; socketBufferBytes?: number }).find((line) => line.msg === 'stopped');
+    // The default (4 MiB) reads back as 8 MiB (the kernel doubles it): at least 12 MiB can only be the file's.
+    expect(stopped?.socketBufferBytes).toBeGreaterThanOrEqual(12 * 1024 * 1024);
+
+    const bad = join(scratch, 'events-bad-config.json');
+    writeFileSync(bad, JSON.stringify({ sensor: { socketBufferBytes: 10 } }));
+    const run = spawnSync(process.execPath, [cliPath, 'events', '--config', bad], { encoding: 'utf8' });
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(run.stderr).toContain('sensor.socketBufferBytes');
   });
 
   it('counts what it saw and lost', () => {
