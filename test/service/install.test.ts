@@ -173,6 +173,8 @@ describe('systemd/execsentry.service', () => {
     }
     expect(value('AmbientCapabilities')).toBe('CAP_NET_ADMIN CAP_SYS_PTRACE CAP_DAC_READ_SEARCH');
     expect(value('CapabilityBoundingSet')).toBe(value('AmbientCapabilities'));
+    // Without CAP_SYS_NICE the reader cannot raise its own priority: the unit starts the agent raised.
+    expect(value('Nice')).toBe('-10');
     // V8 needs W+X memory and the sensor all of /proc: these must stay off.
     expect(settings.has('MemoryDenyWriteExecute')).toBe(false);
     expect(settings.has('ProtectProc')).toBe(false);
