@@ -21,11 +21,18 @@ export function printKql(node: KqlNode): string {
     case 'and':
       return node.children.map((child) => printOperand(child, 'and')).join(' and ');
     case 'or': {
-      const list = valueList(node.children);
+      // An `or` inside an `or` prints without parentheses and parses back into its parent: print it flat,
+      // so a value list shows up the same way before and after a round trip.
+      const children = flatOr(node.children);
+      const list = valueList(children);
       if (list !== null) return list;
-      return node.children.map((child) => printOperand(child, 'or')).join(' or ');
+      return children.map((child) => printOperand(child, 'or')).join(' or ');
     }
   }
+}
+
+function flatOr(children: readonly KqlNode[]): KqlNode[] {
+  return children.flatMap((child) => (child.type === 'or' ? flatOr(child.children) : [child]));
 }
 
 const RANGE_SYMBOL = { lt: '<', lte: '<=', gt: '>', gte: '>=' } as const;
@@ -33,7 +40,7 @@ const RANGE_SYMBOL = { lt: '<', lte: '<=', gt: '>', gte: '>=' } as const;
 /** Parenthesises a child whose operator binds less tightly than its parent's (not > and > or). */
 function printOperand(child: KqlNode, parent: 'not' | 'and' | 'or'): string {
   const text = printKql(child);
-  if (child.type === 'or' && parent !== 'or' && valueList(child.children) === null) return `(${text})`;
+  if (child.type === 'or' && parent !== 'or' && valueList(flatOr(child.children)) === null) return `(${text})`;
   if (child.type === 'and' && parent === 'not') return `(${text})`;
   // `not not x` is not KQL: the inner not needs parentheses
   if (child.type === 'not' && parent === 'not') return `(${text})`;

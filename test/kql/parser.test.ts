@@ -191,6 +191,15 @@ describe('KQL printer', () => {
   ])('prints %j as %j', (query, printed) => {
     expect(printKql(parseKql(query))).toBe(printed);
   });
+
+  it('prints an `or` nested in an `or` as the flat list it parses back to (found by the round-trip property)', () => {
+    const value = (text: string): KqlNode => ({ type: 'is', field: { kind: 'literal', value: 'f', quoted: false, text: 'f' }, value: { kind: 'literal', value: text, quoted: false, text } });
+    const tree: KqlNode = { type: 'not', child: { type: 'or', children: [{ type: 'or', children: [value('a'), value('b')] }, value('c')] } };
+    expect(printKql(tree)).toBe('not f:(a or b or c)');
+    expect(printKql(parseKql(printKql(tree)))).toBe(printKql(tree));
+    const mixed: KqlNode = { type: 'and', children: [{ type: 'or', children: [{ type: 'or', children: [value('a')] }, value('b')] }, value('c')] };
+    expect(printKql(mixed)).toBe('f:(a or b) and f:c');
+  });
 });
 
 describe('KQL parser errors', () => {
