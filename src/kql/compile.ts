@@ -1,6 +1,6 @@
 import type { KqlLiteral, KqlNode, KqlTerm } from './ast.js';
 import { termText } from './ast.js';
-import { equalsTest, existsTest, fieldKind, keywordSetTest, rangeTest, type FieldKind, type ValueTest } from './field-matchers.js';
+import { equalsTest, existsTest, fieldKind, fieldSource, keywordSetTest, multiFieldsOf, rangeTest, type FieldKind, type ValueTest } from './field-matchers.js';
 import { fieldPath, someAtPath, someLeaf, someValue } from './field-path.js';
 import { parseKql } from './parser.js';
 import { compileWildcard } from './wildcard.js';
@@ -18,7 +18,10 @@ export interface CompiledQuery {
    * path ('' = the whole document).
    */
   matchesAccessor(get: FieldAccessor): boolean;
-  /** The fields the query reads, full dotted paths as written (wildcard names as patterns; '*' = every field). */
+  /**
+   * The fields the query reads, full dotted paths (wildcard names as patterns; '*' = every field); a
+   * multi-field (`process.name.caseless`) is listed as the parent it is read from (`process.name`).
+   */
   readonly fields: readonly string[];
 }
 
@@ -34,7 +37,7 @@ interface Plan {
   readonly onAccessor: (get: FieldAccessor) => boolean;
 }
 
-const KEYWORD_LIKE: ReadonlySet<FieldKind> = new Set<FieldKind>(['keyword', 'wildcard', 'flattened']);
+const KEYWORD_LIKE: ReadonlySet<FieldKind> = new Set<FieldKind>(['keyword', 'wildcard', 'flattened', 'caseless']);
 
 const ALWAYS: Plan = { cost: 0, onDoc: () => true, onAccessor: () => true };
 
@@ -67,24 +70,34 @@ class Compiler {
     }
   }
 
-  /** A test on one field's values; a wildcard field name or no field at all tests every matching leaf. */
+  /**
+   * A test on one field's values; a wildcard field name or no field at all tests every matching leaf, and
+   * every multi-field indexed from it, as Elasticsearch expands field patterns against the mapping.
+   */
   private leaf(field: KqlTerm | null, prefix: string, testFor: (kind: FieldKind, fullName: string) => ValueTest, cost: number): Plan {
     if (field !== null && field.kind === 'literal') {
-      const name = field.text;
-      const fullName = prefix + name;
-      this.fields.add(fullName);
-      return this.fieldPlan(name, testFor(fieldKind(fullName), fullName), cost);
+      const source = fieldSource(prefix, field.text);
+      this.fields.add(prefix + source.read);
+      return this.fieldPlan(source.read, testFor(source.kind, prefix + field.text), cost);
     }
-    // Every leaf whose path matches the pattern, each tested per its own field type (leniently: a value
-    // that does not fit a field's type just does not match there, as Elasticsearch's all-fields queries do).
+    // Each leaf is tested per its own field type (leniently: a value that does not fit a field's type just
+    // does not match there, as Elasticsearch's all-fields queries do).
     const pattern = field === null ? null : compileWildcard(field.parts);
     this.fields.add(prefix + (field === null ? '*' : termText(field)));
     const tests = new Map<string, ValueTest>();
+    const testsAt = (path: string): ValueTest => {
+      const fullName = prefix + path;
+      const all: ValueTest[] = [];
+      if (pattern === null || pattern(path)) all.push(testFor(fieldKind(fullName), fullName));
+      for (const [name, kind] of multiFieldsOf(fullName) ?? []) {
+        if (pattern === null || pattern(`${path}.${name}`)) all.push(testFor(kind, `${fullName}.${name}`));
+      }
+      return all.length === 1 ? all[0]! : (value) => all.some((test) => test(value));
+    };
     const visit = (path: string, value: unknown): boolean => {
-      if (pattern !== null && !pattern(path)) return false;
       let test = tests.get(path);
       if (test === undefined) {
-        test = testFor(fieldKind(prefix + path), prefix + path);
+        test = testsAt(path);
         if (tests.size < 1000) tests.set(path, test);
       }
       return test(value);
@@ -180,10 +193,8 @@ class Compiler {
 
   /** `f:(a or b or …)`: one read of the field, one combined test (a Set lookup for plain keyword values). */
   private valueGroup(group: readonly Extract<KqlNode, { type: 'is' }>[], prefix: string): Plan {
-    const name = termText(group[0]!.field!);
-    const fullName = prefix + name;
-    this.fields.add(fullName);
-    const kind = fieldKind(fullName);
+    const { read, kind } = fieldSource(prefix, termText(group[0]!.field!));
+    this.fields.add(prefix + read);
     const tests: ValueTest[] = [];
     const plain: KqlLiteral[] = [];
     for (const node of group) {
@@ -198,7 +209,7 @@ class Compiler {
             for (let i = 0; i < tests.length; i++) if (tests[i]!(value)) return true;
             return false;
           };
-    return this.fieldPlan(name, test, tests.length);
+    return this.fieldPlan(read, test, tests.length);
   }
 }
 

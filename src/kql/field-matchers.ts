@@ -1,9 +1,10 @@
 import { ECS_FIELD_TYPES, type EcsFieldType } from '../ecs/field-types.js';
+import { MULTI_FIELDS, type MultiFieldType } from '../ecs/multi-fields.js';
 import type { KqlLiteral, KqlRangeOperator, KqlTerm } from './ast.js';
 import { parseDate, parseDateMath, usesNow } from './date.js';
 import { someLeaf } from './field-path.js';
 import { parseIp, parseIpOrCidr } from './ip.js';
-import { analyze, containsPhrase } from './text.js';
+import { analyze, containsPhrase, luceneLowercase } from './text.js';
 import { compileWildcard } from './wildcard.js';
 
 /**
@@ -12,12 +13,42 @@ import { compileWildcard } from './wildcard.js';
  * on, so a value that cannot be indexed is as if absent).
  */
 
-/** 'keyword': ECS keyword fields and every field ECS does not define. */
-export type FieldKind = EcsFieldType | 'keyword';
+/**
+ * 'keyword': ECS keyword fields and every field ECS does not define; 'caseless': a keyword multi-field with
+ * the lowercase normalizer (Elastic Defend's `*.caseless`).
+ */
+export type FieldKind = EcsFieldType | MultiFieldType | 'keyword';
 export type ValueTest = (value: unknown) => boolean;
 
 export function fieldKind(name: string): FieldKind {
   return ECS_FIELD_TYPES.get(name) ?? 'keyword';
+}
+
+/** Where a queried field's values come from and how they match. */
+export interface FieldSource {
+  /** The field to read: the name itself, or for a multi-field its parent (documents never hold multi-fields). */
+  readonly read: string;
+  readonly kind: FieldKind;
+}
+
+/**
+ * `name` as Elasticsearch resolves it: `process.name.caseless` is indexed from `process.name`'s value, so it
+ * is read there and matched as the multi-field's type. `prefix` is the nested-query path `name` is relative
+ * to ('' at the top); `read` keeps that relativity.
+ */
+export function fieldSource(prefix: string, name: string): FieldSource {
+  const fullName = prefix + name;
+  const dot = fullName.lastIndexOf('.');
+  if (dot > prefix.length) {
+    const kind = MULTI_FIELDS.get(fullName.slice(0, dot))?.get(fullName.slice(dot + 1));
+    if (kind !== undefined) return { read: name.slice(0, dot - prefix.length), kind };
+  }
+  return { read: name, kind: fieldKind(fullName) };
+}
+
+/** The multi-fields indexed from the field at `path` (full dotted path), with their types; undefined when none. */
+export function multiFieldsOf(path: string): ReadonlyMap<string, MultiFieldType> | undefined {
+  return MULTI_FIELDS.get(path);
 }
 
 /** Elastic's templates map keyword fields with ignore_above 1024: longer strings are not indexed. */
@@ -27,7 +58,23 @@ const NEVER: ValueTest = () => false;
 const STRICT_NUMBER = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 function keywordLimit(kind: FieldKind): number {
-  return kind === 'keyword' ? KEYWORD_IGNORE_ABOVE : Number.POSITIVE_INFINITY;
+  return kind === 'keyword' || kind === 'caseless' ? KEYWORD_IGNORE_ABOVE : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * A test on caseless (lowercase-normalized keyword) values: `test` sees document strings lowercased as the
+ * normalizer indexes them; ignore_above applies to the value before normalization, as in Elasticsearch.
+ */
+function normalizedTest(test: ValueTest): ValueTest {
+  return (v) => {
+    if (typeof v === 'string') return v.length <= KEYWORD_IGNORE_ABOVE && test(luceneLowercase(v));
+    return test(v);
+  };
+}
+
+/** The query value as a caseless field's normalizer turns it into a term. */
+function lowercaseLiteral(literal: KqlLiteral): KqlLiteral {
+  return typeof literal.value === 'string' ? { ...literal, value: luceneLowercase(literal.value) } : literal;
 }
 
 /** The query value as keyword text: numbers as JSON prints them (Kibana sends `1.0` as 1), null as nothing. */
@@ -104,6 +151,8 @@ export function equalsTest(kind: FieldKind, value: KqlTerm, nowMs: () => number)
     case 'keyword':
     case 'wildcard':
       return keywordEquals(value, keywordLimit(kind));
+    case 'caseless':
+      return normalizedTest(keywordEquals(lowercaseLiteral(value), Number.POSITIVE_INFINITY));
     case 'flattened':
       return flattenedTest(keywordEquals(value, Number.POSITIVE_INFINITY));
     case 'text':
@@ -165,6 +214,7 @@ function keywordEquals(value: KqlLiteral, limit: number): ValueTest {
 
 /** One test for `field:(a or b or …)` of plain values on a keyword-like field: a Set lookup. */
 export function keywordSetTest(kind: FieldKind, values: readonly KqlLiteral[]): ValueTest {
+  if (kind === 'caseless') return normalizedTest(keywordSetTest('wildcard', values.map(lowercaseLiteral)));
   const limit = keywordLimit(kind);
   const texts = new Set<string>();
   const numbers = new Set<number>();
@@ -191,6 +241,9 @@ function flattenedTest(leafTest: ValueTest): ValueTest {
 
 function wildcardTest(kind: FieldKind, parts: readonly string[]): ValueTest {
   switch (kind) {
+    case 'caseless':
+      // the normalizer applies to the pattern as to the values
+      return normalizedTest(wildcardTest('wildcard', parts.map(luceneLowercase)));
     case 'keyword':
     case 'wildcard':
     case 'flattened': {
@@ -205,7 +258,7 @@ function wildcardTest(kind: FieldKind, parts: readonly string[]): ValueTest {
     }
     case 'text': {
       // query_string lowercases the pattern (the field's normalizer) and matches it against each token
-      const matches = compileWildcard(parts.map((part) => part.toLowerCase()));
+      const matches = compileWildcard(parts.map(luceneLowercase));
       return (v) => {
         const text = textOf(v);
         return text !== undefined && analyze(text).some(matches);
@@ -256,6 +309,8 @@ export function rangeTest(kind: FieldKind, operator: KqlRangeOperator, value: Kq
   const text = literalText(value);
   if (text === undefined) return NEVER;
   switch (kind) {
+    case 'caseless':
+      return normalizedTest(rangeTest('wildcard', operator, lowercaseLiteral(value), nowMs));
     case 'keyword':
     case 'wildcard':
     case 'flattened': {
@@ -330,6 +385,7 @@ function indexed(kind: FieldKind, value: unknown, path: string): boolean {
   }
   switch (kind) {
     case 'keyword':
+    case 'caseless':
       return typeof value === 'string' ? value.length <= KEYWORD_IGNORE_ABOVE : typeof value === 'number' || typeof value === 'boolean';
     case 'wildcard':
     case 'text':

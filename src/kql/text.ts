@@ -10,7 +10,7 @@ const segmenter = new Intl.Segmenter('en', { granularity: 'word' });
 export function analyze(text: string): string[] {
   const tokens: string[] = [];
   for (const segment of segmenter.segment(text)) {
-    if (segment.isWordLike === true) tokens.push(segment.segment.toLowerCase());
+    if (segment.isWordLike === true) tokens.push(luceneLowercase(segment.segment));
   }
   return tokens;
 }
@@ -23,4 +23,22 @@ export function containsPhrase(tokens: readonly string[], phrase: readonly strin
     return true;
   }
   return false;
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * Lowercasing as Lucene's lowercase filter and Elasticsearch's `lowercase` normalizer do it: code point by
+ * code point (Java's Character.toLowerCase). JavaScript's toLowerCase differs for two characters: it turns
+ * İ (U+0130) into two code points and a word-final Σ into ς.
+ */
+export function luceneLowercase(text: string): string {
+  if (ASCII.test(text)) return text.toLowerCase();
+  let lowered = '';
+  for (const character of text) {
+    if (character === '\u0130') lowered += 'i';
+    else if (character === '\u03a3') lowered += '\u03c3';
+    else lowered += character.toLowerCase();
+  }
+  return lowered;
 }

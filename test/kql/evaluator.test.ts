@@ -351,6 +351,82 @@ describe('flattened and object fields', () => {
   });
 });
 
+describe('multi-fields (indexed from their parent field, never in the document)', () => {
+  const doc = {
+    process: { name: 'Bash', executable: '/USR/bin/bash', command_line: '/bin/bash -c "Echo Hello-World"', args: ['/bin/bash', '-c'] },
+    user: { name: 'daemon' },
+  };
+
+  it('match caseless fields through the lowercase normalizer: terms, lists, wildcards, ranges', () => {
+    expect(matches('process.name.caseless:bash', doc)).toBe(true);
+    expect(matches('process.name.caseless:BASH', doc)).toBe(true);
+    expect(matches('process.name:bash', doc)).toBe(false);
+    expect(matches('process.name.caseless:(zsh or BASH)', doc)).toBe(true);
+    expect(matches('process.name.caseless:(zsh or dash)', doc)).toBe(false);
+    expect(matches('process.executable.caseless:*/BIN/BASH', doc)).toBe(true);
+    expect(matches('process.executable.caseless:/usr/*', doc)).toBe(true);
+    expect(matches('process.executable:/usr/*', doc)).toBe(false);
+    expect(matches('process.name.caseless > BA', doc)).toBe(true);
+    expect(matches('process.name.caseless < Bas', doc)).toBe(false);
+    expect(matches('process.name.caseless:*', doc)).toBe(true);
+    // ignore_above counts the value as written
+    const long = 'A'.repeat(1025);
+    expect(matches('process.name.caseless:*', { process: { name: long } })).toBe(false);
+    expect(matches(`process.name.caseless:${long}`, { process: { name: long } })).toBe(false);
+  });
+
+  it('lowercase code point by code point, as Lucene does', () => {
+    expect(matches('process.name.caseless:i', { process: { name: '\u0130' } })).toBe(true);
+    expect(matches('process.name.caseless:οδοσ', { process: { name: 'ΟΔΟΣ' } })).toBe(true);
+    expect(matches('process.command_line.text:οδοσ', { process: { command_line: 'ΟΔΟΣ' } })).toBe(true);
+  });
+
+  it('analyze text fields, also past the parent keyword\'s ignore_above', () => {
+    expect(matches('process.command_line.text:hello', doc)).toBe(true);
+    expect(matches('process.command_line.text:"echo hello"', doc)).toBe(true);
+    expect(matches('process.command_line.text:"hello echo"', doc)).toBe(false);
+    expect(matches('process.command_line.text:hel*', doc)).toBe(true);
+    expect(matches('process.name.text:BASH', doc)).toBe(true);
+    expect(matches('user.name.text:daemon', doc)).toBe(true);
+    expect(matches('process.executable.text:*', doc)).toBe(true);
+    const long = `x ${'a'.repeat(1100)} needle`;
+    expect(matches('process.executable.text:needle', { process: { executable: long } })).toBe(true);
+    expect(matches('process.executable:*needle', { process: { executable: long } })).toBe(false);
+  });
+
+  it('exist only where the mapping has them', () => {
+    expect(matches('user.name.caseless:daemon', doc)).toBe(false);
+    expect(matches('process.args.text:bash', doc)).toBe(false);
+    expect(matches('process.args.caseless:*', doc)).toBe(false);
+  });
+
+  it('are covered by field patterns and by values with no field', () => {
+    expect(matches('process.*:hello', doc)).toBe(true);
+    expect(matches('process.command_line*:hello', doc)).toBe(true);
+    expect(matches('process.command_line:hello', doc)).toBe(false);
+    expect(matches('process.*.caseless:BASH', doc)).toBe(true);
+    expect(matches('process.*.caseless:HELLO', doc)).toBe(false);
+    expect(matches('user.*:DAEMON', doc)).toBe(true);
+    expect(matches('hello', doc)).toBe(true);
+    expect(matches('"echo hello"', doc)).toBe(true);
+    expect(matches('nothere', doc)).toBe(false);
+  });
+
+  it('read inside nested queries relative to the nested path', () => {
+    expect(matches('process:{ name.caseless:BASH and command_line.text:world }', doc)).toBe(true);
+    expect(matches('process:{ name.caseless:ZSH }', doc)).toBe(false);
+  });
+
+  it('are listed as the parent field they are read from', () => {
+    expect(compileKql('process.name.caseless:x and process.command_line.text:(a or b) and process:{ executable.caseless:y }').fields).toEqual([
+      'process.name',
+      'process.command_line',
+      'process',
+      'process.executable',
+    ]);
+  });
+});
+
 describe('values with no field and wildcard field names', () => {
   const doc = { process: { name: 'bash', parent: { name: 'sshd', pid: 7 } }, user: { name: 'daemon' }, message: 'hello world' };
 
