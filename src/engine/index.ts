@@ -1,5 +1,4 @@
 import type { Alert, ProcessEvent } from '../ecs/types.js';
-import { getField } from '../kql/index.js';
 import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore, TermHistory } from '../store/index.js';
@@ -194,10 +193,10 @@ export class DetectionEngine {
   }
 
   private evaluateNewTerms(runtime: RuleRuntime, history: TermHistory, event: ProcessEvent, nowMs: number): void {
-    const fields = runtime.rule.newTerms!.fields;
+    const { fields, readers } = runtime.rule.newTerms!;
     const perField: string[][] = [];
-    for (const field of fields) {
-      const values = termValues(getField(event, field));
+    for (const read of readers) {
+      const values = termValues(read(event));
       if (values.length === 0) {
         this.counters.missingTermFields += 1;
         return;

@@ -2,7 +2,7 @@ import { ECS_FIELD_TYPES, type EcsFieldType } from '../ecs/field-types.js';
 import { MULTI_FIELDS, type MultiFieldType } from '../ecs/multi-fields.js';
 import type { KqlLiteral, KqlRangeOperator, KqlTerm } from './ast.js';
 import { parseDate, parseDateMath, usesNow } from './date.js';
-import { someLeaf } from './field-path.js';
+import { getField, someLeaf } from './field-path.js';
 import { parseIp, parseIpOrCidr } from './ip.js';
 import { analyze, containsPhrase, luceneLowercase } from './text.js';
 import { compileWildcard } from './wildcard.js';
@@ -44,6 +44,28 @@ export function fieldSource(prefix: string, name: string): FieldSource {
     if (kind !== undefined) return { read: name.slice(0, dot - prefix.length), kind };
   }
   return { read: name, kind: fieldKind(fullName) };
+}
+
+/** Field types Elasticsearch cannot aggregate on (no doc values): analyzed text, and objects. */
+const NOT_AGGREGATABLE: ReadonlySet<FieldKind> = new Set<FieldKind>(['text', 'object', 'nested']);
+
+/**
+ * The values `field` contributes to a terms aggregation (what new_terms rules compare), read as a query
+ * reads it (a multi-field from its parent) and normalized as the field indexes them: a caseless value is
+ * lowercased, and dropped over ignore_above. Undefined when Elasticsearch cannot aggregate on the field.
+ */
+export function termReader(field: string): ((doc: unknown) => unknown[]) | undefined {
+  const { read, kind } = fieldSource('', field);
+  if (NOT_AGGREGATABLE.has(kind)) return undefined;
+  if (kind !== 'caseless') return (doc) => getField(doc, read);
+  return (doc) => {
+    const terms: unknown[] = [];
+    for (const value of getField(doc, read)) {
+      if (typeof value !== 'string') terms.push(value);
+      else if (value.length <= KEYWORD_IGNORE_ABOVE) terms.push(luceneLowercase(value));
+    }
+    return terms;
+  };
 }
 
 /** The multi-fields indexed from the field at `path` (full dotted path), with their types; undefined when none. */

@@ -1,6 +1,6 @@
 import type { RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
-import { compileKql, KqlSyntaxError, type CompiledQuery } from '../kql/index.js';
+import { compileKql, KqlSyntaxError, termReader, type CompiledQuery } from '../kql/index.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import {
@@ -35,7 +35,12 @@ export interface LoadedRule {
   tags: string[];
   references: string[];
   threat: RuleThreat[];
-  newTerms?: { fields: readonly string[]; historyWindowStart: DateMath };
+  newTerms?: {
+    fields: readonly string[];
+    /** Per field, its values as Elasticsearch aggregates them (see termReader). */
+    readers: readonly ((doc: unknown) => unknown[])[];
+    historyWindowStart: DateMath;
+  };
   /** Where the rule was read from, for messages. */
   source: { file: string; line?: number };
   /** Load-time remarks worth a warning (for example exception lists that are not applied). */
@@ -119,7 +124,16 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
     if (rule.history_window_start === undefined) {
       return { kind: 'problem', problem: at(['history_window_start'], 'required for a new_terms rule', rule.name) };
     }
-    newTerms = { fields: rule.new_terms_fields, historyWindowStart: rule.history_window_start };
+    const readers: ((doc: unknown) => unknown[])[] = [];
+    for (const [index, field] of rule.new_terms_fields.entries()) {
+      const reader = termReader(field);
+      if (reader === undefined) {
+        const why = `"${field}" is a text or object field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`;
+        return { kind: 'problem', problem: at(['new_terms_fields', index], why, rule.name) };
+      }
+      readers.push(reader);
+    }
+    newTerms = { fields: rule.new_terms_fields, readers, historyWindowStart: rule.history_window_start };
   }
 
   let compiled: CompiledQuery;

@@ -136,6 +136,17 @@ describe('new_terms tuples', () => {
     expect(none).toEqual([]);
   });
 
+  it('a caseless field gives its values lowercased, as Elasticsearch aggregates them', async () => {
+    const rule = await rules(newTermsRule(['process.executable.caseless']));
+    const alerts = await replay(rule, [
+      execEvent(T0, { process: { executable: '/usr/bin/Bash' } }),
+      execEvent(T0, { process: { executable: '/USR/BIN/BASH' } }),
+      execEvent(T0, { process: { executable: '/usr/bin/dash' } }),
+      execEvent(T0, { process: { executable: `/${'x'.repeat(1024)}` } }),
+    ]);
+    expect(terms(alerts)).toEqual([{ 'process.executable.caseless': '/usr/bin/bash' }, { 'process.executable.caseless': '/usr/bin/dash' }]);
+  });
+
   it('reads dotted keys as well as nested objects (replayed documents may use either)', async () => {
     const rule = await rules(newTermsRule(['process.executable']));
     const flat = { '@timestamp': T0, 'event.action': 'exec', 'process.executable': '/opt/x' };
