@@ -394,6 +394,15 @@ describe('multi-fields (indexed from their parent field, never in the document)'
     expect(matches('process.executable:*needle', { process: { executable: long } })).toBe(false);
   });
 
+  it('include ECS\'s text multi-fields beyond the process event', () => {
+    expect(matches('file.path.text:passwd', { file: { path: '/etc/passwd' } })).toBe(true);
+    // UAX #29 keeps a dotted name together, as Lucene's standard tokenizer does
+    expect(matches('url.original.text:example.com', { url: { original: 'https://example.com/x' } })).toBe(true);
+    expect(matches('url.original.text:example', { url: { original: 'https://example.com/x' } })).toBe(false);
+    expect(matches('user.effective.name.text:ROOT', { user: { effective: { name: 'root' } } })).toBe(true);
+    expect(matches('file.path.caseless:/etc/passwd', { file: { path: '/etc/passwd' } })).toBe(false);
+  });
+
   it('exist only where the mapping has them', () => {
     expect(matches('user.name.caseless:daemon', doc)).toBe(false);
     expect(matches('process.args.text:bash', doc)).toBe(false);
