@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { defaultConfig } from '../config.js';
 import { replayEvents } from '../engine/replay.js';
 import { EXIT_USAGE } from '../errors.js';
+import { fieldRead } from '../kql/index.js';
 import { createLogger, escapeControl } from '../log.js';
 import { checkRules, formatProblem, loadRuleSet, type LoadedRule } from '../rules/index.js';
 import { openHistoryStore } from '../store/index.js';
@@ -15,9 +16,9 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** Every field a rule reads: its query's, then its new-terms fields. */
+/** Every field a rule reads: its query's, then its new-terms fields (a multi-field as its parent, as the query lists it). */
 function fieldsRead(rule: LoadedRule): string[] {
-  return [...new Set([...rule.compiled.fields, ...(rule.newTerms?.fields ?? [])])];
+  return [...new Set([...rule.compiled.fields, ...(rule.newTerms?.fields ?? []).map(fieldRead)])];
 }
 
 /** What `rules list` shows of a rule. */

@@ -7,7 +7,8 @@
  * for the fields of other documents `execsentry kql` may read.
  *
  * - caseless: keyword, `lowercase` normalizer, ignore_above 1024 (Defend)
- * - text: text / match_only_text, standard analyzer
+ * - text: analyzed with the standard analyzer (Defend maps the process ones as text, ECS as match_only_text:
+ *   the same matches)
  */
 export type MultiFieldType = 'caseless' | 'text';
 
@@ -21,7 +22,10 @@ const CASELESS = [
   'process.previous.executable',
 ];
 
-/** ECS 9.3: every field with a `text` (match_only_text) multi-field; Defend's process mapping has the same. */
+/**
+ * ECS 9.3 (the newest generated templates found; field-types.ts comes from the 9.5.0-dev field list, which
+ * has no multi-fields): every field with a `text` multi-field. Defend's process mapping has the same.
+ */
 const ECS_TEXT = [
   'client.as.organization.name', 'client.user.full_name', 'client.user.name', 'cloud.entity.display_name',
   'cloud.entity.name', 'cloud.origin.entity.display_name', 'cloud.origin.entity.name',

@@ -81,16 +81,19 @@ class Compiler {
       return this.fieldPlan(source.read, testFor(source.kind, prefix + field.text), cost);
     }
     // Each leaf is tested per its own field type (leniently: a value that does not fit a field's type just
-    // does not match there, as Elasticsearch's all-fields queries do).
+    // does not match there, as Elasticsearch's all-fields queries do). A field pattern also covers the
+    // multi-fields whose names it matches; a value with no field searches the index's default fields, which
+    // on Elastic Defend's indices (built by Fleet) list no multi-fields.
     const pattern = field === null ? null : compileWildcard(field.parts);
     this.fields.add(prefix + (field === null ? '*' : termText(field)));
     const tests = new Map<string, ValueTest>();
     const testsAt = (path: string): ValueTest => {
       const fullName = prefix + path;
+      if (pattern === null) return testFor(fieldKind(fullName), fullName);
       const all: ValueTest[] = [];
-      if (pattern === null || pattern(path)) all.push(testFor(fieldKind(fullName), fullName));
+      if (pattern(path)) all.push(testFor(fieldKind(fullName), fullName));
       for (const [name, kind] of multiFieldsOf(fullName) ?? []) {
-        if (pattern === null || pattern(`${path}.${name}`)) all.push(testFor(kind, `${fullName}.${name}`));
+        if (pattern(`${path}.${name}`)) all.push(testFor(kind, `${fullName}.${name}`));
       }
       return all.length === 1 ? all[0]! : (value) => all.some((test) => test(value));
     };

@@ -46,26 +46,32 @@ export function fieldSource(prefix: string, name: string): FieldSource {
   return { read: name, kind: fieldKind(fullName) };
 }
 
-/** Field types Elasticsearch cannot aggregate on (no doc values): analyzed text, and objects. */
-const NOT_AGGREGATABLE: ReadonlySet<FieldKind> = new Set<FieldKind>(['text', 'object', 'nested']);
+/** Field types a terms aggregation refuses: analyzed text, objects, geo points. */
+const NOT_AGGREGATABLE: ReadonlySet<FieldKind> = new Set<FieldKind>(['text', 'object', 'nested', 'geo_point']);
 
 /**
  * The values `field` contributes to a terms aggregation (what new_terms rules compare), read as a query
- * reads it (a multi-field from its parent) and normalized as the field indexes them: a caseless value is
- * lowercased, and dropped over ignore_above. Undefined when Elasticsearch cannot aggregate on the field.
+ * reads it (a multi-field from its parent) and as the field indexes them: a keyword value over ignore_above
+ * has no term, a caseless value is lowercased. Undefined when Elasticsearch cannot aggregate on the field.
  */
 export function termReader(field: string): ((doc: unknown) => unknown[]) | undefined {
   const { read, kind } = fieldSource('', field);
   if (NOT_AGGREGATABLE.has(kind)) return undefined;
-  if (kind !== 'caseless') return (doc) => getField(doc, read);
+  if (kind !== 'caseless' && kind !== 'keyword') return (doc) => getField(doc, read);
+  const normalize = kind === 'caseless' ? luceneLowercase : (value: string) => value;
   return (doc) => {
     const terms: unknown[] = [];
     for (const value of getField(doc, read)) {
       if (typeof value !== 'string') terms.push(value);
-      else if (value.length <= KEYWORD_IGNORE_ABOVE) terms.push(luceneLowercase(value));
+      else if (value.length <= KEYWORD_IGNORE_ABOVE) terms.push(normalize(value));
     }
     return terms;
   };
+}
+
+/** The field a query or a terms aggregation on `field` reads: the field, or a multi-field's parent. */
+export function fieldRead(field: string): string {
+  return fieldSource('', field).read;
 }
 
 /** The multi-fields indexed from the field at `path` (full dotted path), with their types; undefined when none. */

@@ -21,5 +21,5 @@ export { KqlSyntaxError, parseKql } from './parser.js';
 export { printKql } from './printer.js';
 export { compileKql, type CompiledQuery, type CompileOptions, type FieldAccessor } from './compile.js';
 export { getField } from './field-path.js';
-export { termReader } from './field-matchers.js';
+export { fieldRead, termReader } from './field-matchers.js';
 export { parseDateMath } from './date.js';

@@ -147,6 +147,12 @@ describe('new_terms tuples', () => {
     expect(terms(alerts)).toEqual([{ 'process.executable.caseless': '/usr/bin/bash' }, { 'process.executable.caseless': '/usr/bin/dash' }]);
   });
 
+  it('a keyword value over 1024 characters gives no term, as Elasticsearch keeps no doc value for it', async () => {
+    const rule = await rules(newTermsRule(['process.executable']));
+    const alerts = await replay(rule, [execEvent(T0, { process: { executable: `/${'x'.repeat(1024)}` } }), execEvent(T0, { process: { executable: `/${'x'.repeat(1023)}` } })]);
+    expect(terms(alerts)).toEqual([{ 'process.executable': `/${'x'.repeat(1023)}` }]);
+  });
+
   it('reads dotted keys as well as nested objects (replayed documents may use either)', async () => {
     const rule = await rules(newTermsRule(['process.executable']));
     const flat = { '@timestamp': T0, 'event.action': 'exec', 'process.executable': '/opt/x' };

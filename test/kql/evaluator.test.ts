@@ -366,8 +366,11 @@ describe('multi-fields (indexed from their parent field, never in the document)'
     expect(matches('process.executable.caseless:*/BIN/BASH', doc)).toBe(true);
     expect(matches('process.executable.caseless:/usr/*', doc)).toBe(true);
     expect(matches('process.executable:/usr/*', doc)).toBe(false);
-    expect(matches('process.name.caseless > BA', doc)).toBe(true);
-    expect(matches('process.name.caseless < Bas', doc)).toBe(false);
+    // 'Bash' < 'BASI' only once both are lowercased; 'Bash' >= 'b' only once the document's value is
+    expect(matches('process.name.caseless < BASI', doc)).toBe(true);
+    expect(matches('process.name.caseless >= b', doc)).toBe(true);
+    expect(matches('process.name < BASI', doc)).toBe(false);
+    expect(matches('process.name.caseless > bash', doc)).toBe(false);
     expect(matches('process.name.caseless:*', doc)).toBe(true);
     // ignore_above counts the value as written
     const long = 'A'.repeat(1025);
@@ -416,9 +419,20 @@ describe('multi-fields (indexed from their parent field, never in the document)'
     expect(matches('process.*.caseless:BASH', doc)).toBe(true);
     expect(matches('process.*.caseless:HELLO', doc)).toBe(false);
     expect(matches('user.*:DAEMON', doc)).toBe(true);
-    expect(matches('hello', doc)).toBe(true);
-    expect(matches('"echo hello"', doc)).toBe(true);
+    // a value with no field searches the default fields, which on Defend's indices hold no multi-field
+    expect(matches('Bash', doc)).toBe(true);
+    expect(matches('bash', doc)).toBe(false);
+    expect(matches('hello', doc)).toBe(false);
     expect(matches('nothere', doc)).toBe(false);
+  });
+
+  it('leave a real field named text alone (process.io.text is a wildcard field, not a multi-field)', () => {
+    const io = { process: { io: { text: 'Hello World' } } };
+    expect(matches('process.io.text:Hello*', io)).toBe(true);
+    expect(matches('process.io.text:hello*', io)).toBe(false);
+    expect(matches('process.io.text:Hello', io)).toBe(false);
+    expect(matches('process.io.*:Hello World', io)).toBe(true);
+    expect(compileKql('process.io.text:x').fields).toEqual(['process.io.text']);
   });
 
   it('read inside nested queries relative to the nested path', () => {

@@ -78,6 +78,15 @@ describe('execsentry rules list', () => {
     ].sort());
   });
 
+  it('lists a multi-field as the parent field it is read from, once', () => {
+    const rule = kibanaRule({ query: 'process.name.caseless:bash', new_terms_fields: ['process.executable.caseless', 'process.name.caseless'] });
+    const run = execsentry('rules', 'list', ruleTree({ 'x.ndjson': JSON.stringify(rule) }));
+    expect(run.status).toBe(0);
+    const row = JSON.parse(run.stdout.trimEnd()) as Record<string, unknown>;
+    expect(row['fields']).toEqual(['process.name', 'process.executable']);
+    expect(row['new_terms_fields']).toEqual(['process.executable.caseless', 'process.name.caseless']);
+  });
+
   it('prints a table on request', () => {
     const dir = ruleTree({ 'a.toml': tomlRule({ enabled: 'enabled = false' }) });
     const run = execsentry('rules', 'list', '--format', 'table', dir);
