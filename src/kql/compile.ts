@@ -71,8 +71,8 @@ class Compiler {
   }
 
   /**
-   * A test on one field's values; a wildcard field name or no field at all tests every matching leaf, and
-   * every multi-field indexed from it, as Elasticsearch expands field patterns against the mapping.
+   * A test on one field's values; a wildcard field name tests every leaf and multi-field whose name it
+   * matches (Elasticsearch expands patterns against the mapping), no field at all every leaf.
    */
   private leaf(field: KqlTerm | null, prefix: string, testFor: (kind: FieldKind, fullName: string) => ValueTest, cost: number): Plan {
     if (field !== null && field.kind === 'literal') {

@@ -128,7 +128,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
     for (const [index, field] of rule.new_terms_fields.entries()) {
       const reader = termReader(field);
       if (reader === undefined) {
-        const why = `"${field}" is a text or object field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`;
+        const why = `"${field}" is a text, object or geo_point field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`;
         return { kind: 'problem', problem: at(['new_terms_fields', index], why, rule.name) };
       }
       readers.push(reader);

@@ -227,10 +227,10 @@ describe('rule errors: one line naming file, line, rule, key and why', () => {
     const text = tomlRule().replace('value = ["host.id", "process.executable"]', 'value = ["host.id", "process.command_line.text"]');
     const dir = ruleTree({ 'r.toml': text });
     expect(await refusal([dir])).toBe(
-      `${join(dir, 'r.toml')}:33: rule "Test New Shell": rule.new_terms.value[1]: "process.command_line.text" is a text or object field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`,
+      `${join(dir, 'r.toml')}:33: rule "Test New Shell": rule.new_terms.value[1]: "process.command_line.text" is a text, object or geo_point field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`,
     );
     const kibana = ruleTree({ 'x.ndjson': JSON.stringify(kibanaRule({ new_terms_fields: ['message'] })) });
-    expect(await refusal([kibana])).toMatch(/x\.ndjson:1: rule "Kibana Exported Rule": new_terms_fields\[0\]: "message" is a text or object field/);
+    expect(await refusal([kibana])).toMatch(/x\.ndjson:1: rule "Kibana Exported Rule": new_terms_fields\[0\]: "message" is a text, object or geo_point field/);
   });
 
   it('new_terms: the [rule.new_terms] table in the wrong shape', async () => {
