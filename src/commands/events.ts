@@ -1,10 +1,11 @@
 import { Option, type Command } from 'commander';
-import { ConfigSchema, loadConfig, type Config } from '../config.js';
+import { ConfigSchema, type Config } from '../config.js';
 import type { ProcessEvent } from '../ecs/types.js';
 import { ValidationError } from '../errors.js';
 import { compileKql, KqlSyntaxError, type CompiledQuery } from '../kql/index.js';
 import { createLogger } from '../log.js';
 import { Sensor } from '../sensor/index.js';
+import { configFromCommandLine } from './run.js';
 
 /** stdout bytes not yet taken by the reader beyond which events are dropped (and counted), not buffered. */
 const MAX_STDOUT_BACKLOG_BYTES = 64 * 1024 * 1024;
@@ -38,11 +39,11 @@ export function registerEventsCommand(program: Command): void {
           throw err;
         }
       }
-      const overrides: Record<string, unknown> = {};
-      if (options.logLevel !== undefined) overrides['logLevel'] = options.logLevel;
-      if (options.logFormat !== undefined) overrides['logFormat'] = options.logFormat;
       // Read as `run` reads it (file < EXECSENTRY_* < command line); outputs' secrets are not this command's.
-      const { config, warnings } = loadConfig({ configFile: options.config, overrides, resolveSecrets: false });
+      const { config, warnings } = configFromCommandLine(
+        { config: options.config, logLevel: options.logLevel, logFormat: options.logFormat },
+        { resolveSecrets: false },
+      );
       const logger = createLogger(config.logLevel, config.logFormat);
       for (const warning of warnings) logger.warn(warning);
       const sensor = new Sensor({ ...config.sensor, logger });

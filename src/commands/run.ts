@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { Agent } from '../agent.js';
-import { ConfigSchema, loadConfig, type Config, type LoadedConfig } from '../config.js';
+import { ConfigSchema, loadConfig, type Config, type LoadConfigOptions, type LoadedConfig } from '../config.js';
 import { createLogger } from '../log.js';
 import { attachService } from '../service/index.js';
 import { requireCapabilities } from '../service/privileges.js';
@@ -22,8 +22,11 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** The command line's values over the config file and the environment: what the command line names wins. */
-export function configFromCommandLine(options: RunCommandOptions): LoadedConfig {
+/**
+ * The command line's values over the config file and the environment: what the command line names wins.
+ * `events` reads its settings the same way, without the outputs' secrets (resolveSecrets: false).
+ */
+export function configFromCommandLine(options: RunCommandOptions, load: Pick<LoadConfigOptions, 'resolveSecrets'> = {}): LoadedConfig {
   const overrides: Record<string, unknown> = {};
   if (options.rules !== undefined) overrides['rules'] = options.rules;
   if (options.output !== undefined) overrides['outputs'] = options.output.map((url) => ({ url }));
@@ -33,7 +36,7 @@ export function configFromCommandLine(options: RunCommandOptions): LoadedConfig 
   if (options.logLevel !== undefined) overrides['logLevel'] = options.logLevel;
   if (options.logFormat !== undefined) overrides['logFormat'] = options.logFormat;
   // The same loading as the service: defaults < config file < EXECSENTRY_* < these options.
-  return loadConfig({ configFile: options.config, overrides });
+  return loadConfig({ ...load, configFile: options.config, overrides });
 }
 
 export function registerRunCommand(program: Command): void {
