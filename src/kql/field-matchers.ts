@@ -58,12 +58,11 @@ export function termReader(field: string): ((doc: unknown) => unknown[]) | undef
   const { read, kind } = fieldSource('', field);
   if (NOT_AGGREGATABLE.has(kind)) return undefined;
   if (kind !== 'caseless' && kind !== 'keyword') return (doc) => getField(doc, read);
-  const normalize = kind === 'caseless' ? luceneLowercase : (value: string) => value;
   return (doc) => {
     const terms: unknown[] = [];
     for (const value of getField(doc, read)) {
-      if (typeof value !== 'string') terms.push(value);
-      else if (value.length <= KEYWORD_IGNORE_ABOVE) terms.push(normalize(value));
+      const term = typeof value === 'string' ? keywordTerm(kind, value) : value;
+      if (term !== undefined) terms.push(term);
     }
     return terms;
   };
@@ -90,13 +89,20 @@ function keywordLimit(kind: FieldKind): number {
 }
 
 /**
- * A test on caseless (lowercase-normalized keyword) values: `test` sees document strings lowercased as the
- * normalizer indexes them; ignore_above applies to the value before normalization, as in Elasticsearch.
+ * The term a keyword or caseless field indexes for a string value: none over ignore_above (counted before
+ * normalization, as in Elasticsearch), lowercased by a caseless field's normalizer.
  */
+function keywordTerm(kind: 'keyword' | 'caseless', value: string): string | undefined {
+  if (value.length > KEYWORD_IGNORE_ABOVE) return undefined;
+  return kind === 'caseless' ? luceneLowercase(value) : value;
+}
+
+/** A test on caseless (lowercase-normalized keyword) values: `test` sees document strings as indexed terms. */
 function normalizedTest(test: ValueTest): ValueTest {
   return (v) => {
-    if (typeof v === 'string') return v.length <= KEYWORD_IGNORE_ABOVE && test(luceneLowercase(v));
-    return test(v);
+    if (typeof v !== 'string') return test(v);
+    const term = keywordTerm('caseless', v);
+    return term !== undefined && test(term);
   };
 }
 
