@@ -1,7 +1,7 @@
 import type { KqlLiteral, KqlNode, KqlTerm } from './ast.js';
 import { termText } from './ast.js';
-import { equalsTest, existsTest, fieldKind, fieldSource, keywordSetTest, multiFieldsOf, rangeTest, type FieldKind, type ValueTest } from './field-matchers.js';
-import { fieldPath, someAtPath, someLeaf, someValue } from './field-path.js';
+import { equalsTest, existsTest, fieldKind, fieldSource, keywordSetTest, multiFieldsOf, rangeTest, type FieldKind } from './field-matchers.js';
+import { fieldPath, someAtPath, someLeaf, someValue, type ValueTest } from './field-path.js';
 import { parseKql } from './parser.js';
 import { compileWildcard } from './wildcard.js';
 
@@ -15,7 +15,8 @@ export interface CompiledQuery {
    * The same answer, reading fields through `get` instead of a document. `get` is called with the names in
    * `fields`; for a query with a wildcard field name (`process.*:x`) or a value with no field, `get` is also
    * called with the wildcard's literal prefix (`process`) or with '' and must then return the object at that
-   * path ('' = the whole document).
+   * path ('' = the whole document). Values from `get` have no place in a document, so the nesting bound
+   * (MAX_DOCUMENT_DEPTH) counts from each of them.
    */
   matchesAccessor(get: FieldAccessor): boolean;
   /**
@@ -30,10 +31,14 @@ export interface CompileOptions {
   now?: () => number;
 }
 
-/** One compiled node: the same predicate over a document and over an accessor, and a rough cost for ordering. */
+/**
+ * One compiled node: the same predicate over a document and over an accessor, and a rough cost for ordering.
+ * onDoc's `depth` is the number of objects and arrays around `doc` in the whole document (inside a nested
+ * query, the subquery's document is an object within it).
+ */
 interface Plan {
   readonly cost: number;
-  readonly onDoc: (doc: unknown) => boolean;
+  readonly onDoc: (doc: unknown, depth: number) => boolean;
   readonly onAccessor: (get: FieldAccessor) => boolean;
 }
 
@@ -61,7 +66,7 @@ class Compiler {
         return this.nested(node.path, node.query, prefix);
       case 'not': {
         const child = this.compile(node.child, prefix);
-        return { cost: child.cost, onDoc: (doc) => !child.onDoc(doc), onAccessor: (get) => !child.onAccessor(get) };
+        return { cost: child.cost, onDoc: (doc, depth) => !child.onDoc(doc, depth), onAccessor: (get) => !child.onAccessor(get) };
       }
       case 'and':
         return this.and(node.children.map((child) => this.compile(child, prefix)));
@@ -95,20 +100,20 @@ class Compiler {
       for (const [name, kind] of multiFieldsOf(fullName) ?? []) {
         if (pattern(`${path}.${name}`)) all.push(testFor(kind, `${fullName}.${name}`));
       }
-      return all.length === 1 ? all[0]! : (value) => all.some((test) => test(value));
+      return all.length === 1 ? all[0]! : (value, depth) => all.some((test) => test(value, depth));
     };
-    const visit = (path: string, value: unknown): boolean => {
+    const visit = (path: string, value: unknown, depth: number): boolean => {
       let test = tests.get(path);
       if (test === undefined) {
         test = testsAt(path);
         if (tests.size < 1000) tests.set(path, test);
       }
-      return test(value);
+      return test(value, depth);
     };
     const root = field === null ? '' : literalRoot(field.parts[0]!);
     return {
       cost: 20,
-      onDoc: (doc) => someLeaf(doc, '', visit),
+      onDoc: (doc, depth) => someLeaf(doc, '', visit, depth),
       onAccessor: (get) => someLeaf(get(root), root, visit),
     };
   }
@@ -117,7 +122,7 @@ class Compiler {
     const path = fieldPath(name);
     return {
       cost: cost + path.length * 0.1,
-      onDoc: (doc) => someAtPath(doc, path, 0, test),
+      onDoc: (doc, depth) => someAtPath(doc, path, 0, test, depth),
       onAccessor: (get) => someValue(get(name), test),
     };
   }
@@ -128,11 +133,11 @@ class Compiler {
     const fullName = prefix + name;
     this.fields.add(fullName);
     const inner = this.compile(query, `${fullName}.`);
-    const element: ValueTest = (value) => value !== null && typeof value === 'object' && inner.onDoc(value);
+    const element: ValueTest = (value, depth) => value !== null && typeof value === 'object' && inner.onDoc(value, depth);
     const path = fieldPath(name);
     return {
       cost: 5 + inner.cost,
-      onDoc: (doc) => someAtPath(doc, path, 0, element),
+      onDoc: (doc, depth) => someAtPath(doc, path, 0, element, depth),
       onAccessor: (get) => someValue(get(name), element),
     };
   }
@@ -146,8 +151,8 @@ class Compiler {
     const accessors = plans.map((plan) => plan.onAccessor);
     return {
       cost,
-      onDoc: (doc) => {
-        for (let i = 0; i < docs.length; i++) if (!docs[i]!(doc)) return false;
+      onDoc: (doc, depth) => {
+        for (let i = 0; i < docs.length; i++) if (!docs[i]!(doc, depth)) return false;
         return true;
       },
       onAccessor: (get) => {
@@ -183,8 +188,8 @@ class Compiler {
     const accessors = sorted.map((plan) => plan.onAccessor);
     return {
       cost: sorted.reduce((sum, plan) => sum + plan.cost, 0),
-      onDoc: (doc) => {
-        for (let i = 0; i < docs.length; i++) if (docs[i]!(doc)) return true;
+      onDoc: (doc, depth) => {
+        for (let i = 0; i < docs.length; i++) if (docs[i]!(doc, depth)) return true;
         return false;
       },
       onAccessor: (get) => {
@@ -208,8 +213,8 @@ class Compiler {
     const test: ValueTest =
       tests.length === 1
         ? tests[0]!
-        : (value) => {
-            for (let i = 0; i < tests.length; i++) if (tests[i]!(value)) return true;
+        : (value, depth) => {
+            for (let i = 0; i < tests.length; i++) if (tests[i]!(value, depth)) return true;
             return false;
           };
     return this.fieldPlan(read, test, tests.length);
@@ -237,7 +242,7 @@ export function compileKql(query: string | KqlNode, options: CompileOptions = {}
   const fields = Object.freeze([...compiler.fields]);
   const { onDoc, onAccessor } = plan;
   return {
-    matches: (doc) => onDoc(doc),
+    matches: (doc) => onDoc(doc, 0),
     matchesAccessor: (get) => onAccessor(get),
     fields,
   };

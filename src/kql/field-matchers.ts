@@ -2,7 +2,7 @@ import { ECS_FIELD_TYPES, type EcsFieldType } from '../ecs/field-types.js';
 import { MULTI_FIELDS, type MultiFieldType } from '../ecs/multi-fields.js';
 import type { KqlLiteral, KqlRangeOperator, KqlTerm } from './ast.js';
 import { parseDate, parseDateMath, usesNow } from './date.js';
-import { getField, someLeaf } from './field-path.js';
+import { getField, someLeaf, type ValueTest } from './field-path.js';
 import { parseIp, parseIpOrCidr } from './ip.js';
 import { analyze, containsPhrase, luceneLowercase } from './text.js';
 import { compileWildcard } from './wildcard.js';
@@ -18,7 +18,6 @@ import { compileWildcard } from './wildcard.js';
  * the lowercase normalizer (Elastic Defend's `*.caseless`).
  */
 export type FieldKind = EcsFieldType | MultiFieldType | 'keyword';
-export type ValueTest = (value: unknown) => boolean;
 
 export function fieldKind(name: string): FieldKind {
   return ECS_FIELD_TYPES.get(name) ?? 'keyword';
@@ -99,10 +98,10 @@ function keywordTerm(kind: 'keyword' | 'caseless', value: string): string | unde
 
 /** A test on caseless (lowercase-normalized keyword) values: `test` sees document strings as indexed terms. */
 function normalizedTest(test: ValueTest): ValueTest {
-  return (v) => {
-    if (typeof v !== 'string') return test(v);
+  return (v, depth) => {
+    if (typeof v !== 'string') return test(v, depth);
     const term = keywordTerm('caseless', v);
-    return term !== undefined && test(term);
+    return term !== undefined && test(term, depth);
   };
 }
 
@@ -270,7 +269,7 @@ export function keywordSetTest(kind: FieldKind, values: readonly KqlLiteral[]): 
 
 /** A flattened field indexes every leaf of its object as a keyword. */
 function flattenedTest(leafTest: ValueTest): ValueTest {
-  return (v) => (v !== null && typeof v === 'object' ? someLeaf(v, '', (_path, leaf) => leafTest(leaf)) : leafTest(v));
+  return (v, depth) => (v !== null && typeof v === 'object' ? someLeaf(v, '', (_path, leaf, leafDepth) => leafTest(leaf, leafDepth), depth) : leafTest(v, depth));
 }
 
 function wildcardTest(kind: FieldKind, parts: readonly string[]): ValueTest {
@@ -411,11 +410,14 @@ export function rangeTest(kind: FieldKind, operator: KqlRangeOperator, value: Kq
 
 // ---- existence ----------------------------------------------------------------------------------------------
 
-/** Whether a single (non-array, non-null) value of a field of `kind` is indexed, i.e. makes the field exist. */
-function indexed(kind: FieldKind, value: unknown, path: string): boolean {
+/**
+ * Whether a single (non-array, non-null) value of a field of `kind`, `depth` objects and arrays deep, is
+ * indexed, i.e. makes the field exist.
+ */
+function indexed(kind: FieldKind, value: unknown, path: string, depth: number): boolean {
   if (value !== null && typeof value === 'object') {
     // an object field exists when any field under it does (Elasticsearch's exists query on objects)
-    return someLeaf(value, path, (leafPath, leaf) => indexed(fieldKind(leafPath), leaf, leafPath));
+    return someLeaf(value, path, (leafPath, leaf, leafDepth) => indexed(fieldKind(leafPath), leaf, leafPath, leafDepth), depth);
   }
   switch (kind) {
     case 'keyword':
@@ -445,5 +447,5 @@ function indexed(kind: FieldKind, value: unknown, path: string): boolean {
 
 /** `field:*`: some value of the field is indexed (null, [], {} and values Elasticsearch would not index do not count). */
 export function existsTest(kind: FieldKind, path: string): ValueTest {
-  return (v) => indexed(kind, v, path);
+  return (v, depth) => indexed(kind, v, path, depth);
 }

@@ -273,23 +273,27 @@ class Parser {
 
   private quoted(pos: number): Result<KqlTerm> {
     const input = this.input;
+    // Runs between escapes are copied whole: a character at a time makes a deep rope of a long phrase,
+    // and a 4 MB one cost seconds.
     let text = '';
+    let runStart = pos + 1;
     let i = pos + 1;
     while (i < input.length) {
       const c = input[i]!;
       if (c === '"') {
+        text += input.slice(runStart, i);
         return { value: { kind: 'literal', value: text, quoted: true, text }, end: i + 1 };
       }
       if (c === '\\') {
         const escaped = this.escapeInQuotes(i);
         if (escaped !== null) {
-          text += escaped.value;
+          text += input.slice(runStart, i) + escaped.value;
           i = escaped.end;
+          runStart = i;
           continue;
         }
       }
       // an unknown escape inside quotes is a literal backslash, as in Kibana
-      text += c;
       i++;
     }
     this.fail(i, EXPECT.closingQuote);

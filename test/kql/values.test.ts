@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getField } from '../../src/kql/index.js';
 import { parseDate, parseDateMath } from '../../src/kql/date.js';
@@ -125,6 +126,51 @@ describe('wildcard matcher', () => {
 describe('text analysis and field types', () => {
   it('splits words and lowercases', () => {
     expect(analyze('Interactive shell: /bin/BASH -i (pid 42)')).toEqual(['interactive', 'shell', 'bin', 'bash', 'i', 'pid', '42']);
+  });
+
+  it('gives the standard analyzer\'s terms (Elasticsearch\'s and Lucene\'s own examples)', () => {
+    expect(analyze("The 2 QUICK Brown-Foxes jumped over the lazy dog's bone.")).toEqual(['the', '2', 'quick', 'brown', 'foxes', 'jumped', 'over', 'the', 'lazy', "dog's", 'bone']);
+    expect(analyze('我是中国人。 １２３４ Ｔｅｓｔｓ ')).toEqual(['我', '是', '中', '国', '人', '１２３４', 'ｔｅｓｔｓ']);
+    expect(analyze('안녕하세요 한글입니다')).toEqual(['안녕하세요', '한글입니다']);
+    expect(analyze('moͤchte')).toEqual(['moͤchte']);
+  });
+
+  it('keeps UAX #29 joiners inside words and numbers', () => {
+    expect(analyze("can't O'Reilly's 1,000.5 216.239.63.104 R2D2 x.com/a_b __init__ user:root")).toEqual([
+      "can't", "o'reilly's", '1,000.5', '216.239.63.104', 'r2d2', 'x.com', 'a_b', '__init__', 'user:root',
+    ]);
+    expect(analyze('e.g. a..b 1.a a\'1 __ _')).toEqual(['e.g', 'a', 'b', '1', 'a', 'a', '1']);
+    expect(analyze('\u05d0"\u05d1 \u05d0\' \u05d0"')).toEqual(['\u05d0"\u05d1', "\u05d0'", '\u05d0']);
+  });
+
+  it('treats CJK and South-East Asian scripts as Lucene does: ideographs and Hiragana alone, runs otherwise', () => {
+    expect(analyze('東京都に住む')).toEqual(['東', '京', '都', 'に', '住', 'む']);
+    expect(analyze('カタカナabc')).toEqual(['カタカナ', 'abc']);
+    expect(analyze('ภาษาไทย ພາສາລາວ')).toEqual(['ภาษาไทย', 'ພາສາລາວ']);
+  });
+
+  it('keeps emoji sequences as terms', () => {
+    expect(analyze('I ❤️ you 👍🏽 🇫🇷🇫🇷 #️⃣ 👩\u200d❤️\u200d👩 💩💩 ©2024 ✔\ufe0e')).toEqual([
+      'i', '❤️', 'you', '👍🏽', '🇫🇷', '🇫🇷', '#️⃣', '👩\u200d❤️\u200d👩', '💩', '💩', '©', '2024', '✔',
+    ]);
+  });
+
+  it('lowercases code point by code point', () => {
+    expect(analyze('İSTANBUL ΟΔΟΣ')).toEqual(['istanbul', 'οδοσ']);
+  });
+
+  it('splits ASCII text as the Unicode segmentation it replaced did', () => {
+    // Intl.Segmenter (ICU) was the analyzer before; for ASCII the two agree, except that ICU calls a run of
+    // underscores alone a word, which Lucene's grammar does not
+    const segmenter = new Intl.Segmenter('en', { granularity: 'word' });
+    const ascii = fc.array(fc.constantFrom(...'aZq09 .,;:\'"_-/\\()!?@#*\t\n'), { maxLength: 16 }).map((chars) => chars.join(''));
+    fc.assert(
+      fc.property(ascii, (text) => {
+        const icu = [...segmenter.segment(text)].filter((s) => s.isWordLike && !/^_+$/.test(s.segment)).map((s) => s.segment.toLowerCase());
+        expect(analyze(text)).toEqual(icu);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('has the generated ECS field types for the fields rules use', () => {
