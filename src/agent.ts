@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
-import type { Alert, ProcessEvent } from './ecs/types.js';
+import type { Alert } from './ecs/types.js';
 import { DetectionEngine, type EngineStats } from './engine/index.js';
+import { EvaluationQueue, type EvaluationQueueStats } from './engine/queue.js';
 import type { Logger } from './log.js';
 import { openOutputs, type Outputs } from './outputs/index.js';
 import { loadRuleSet, type RuleSet } from './rules/index.js';
@@ -27,6 +28,7 @@ export interface AgentStats {
   rules: { loaded: number; enabled: number; skippedUnsupported: number; reloads: number; rejectedReloads: number };
   sensor: ReturnType<Sensor['stats']> | undefined;
   engine: EngineStats | undefined;
+  evaluation: EvaluationQueueStats | undefined;
   store: ReturnType<HistoryStore['stats']> | undefined;
   outputs: ReturnType<Outputs['stats']> | undefined;
   /** RSS, heap and event-loop delay of this process */
@@ -44,6 +46,7 @@ export class Agent {
   private store: HistoryStore | undefined;
   private outputs: Outputs | undefined;
   private engine: DetectionEngine | undefined;
+  private evaluation: EvaluationQueue | undefined;
   private sensor: Sensor | undefined;
   private timers: NodeJS.Timeout[] = [];
   private readonly health = new HealthMonitor();
@@ -83,6 +86,7 @@ export class Agent {
       this.ruleSet = await this.loadRules();
       this.store = await openHistoryStore({
         stateDir: this.config.stateDir,
+        allowInsecureStateDir: this.config.allowInsecureStateDir,
         maxTuplesPerRule: this.config.store.maxTuplesPerRule,
         logger: this.logger,
       });
@@ -100,8 +104,9 @@ export class Agent {
         emit: (alert) => this.send(outputs, alert),
       });
       this.sensor = new Sensor({ ...this.config.sensor, logger: this.logger });
-      const engine = this.engine;
-      await this.sensor.start((events) => this.evaluate(engine, events));
+      const queue = new EvaluationQueue(this.engine);
+      this.evaluation = queue;
+      await this.sensor.start((events) => queue.push(events));
     } catch (err) {
       await this.shutDown();
       this.state = 'stopped';
@@ -129,11 +134,6 @@ export class Agent {
     if (ruleSet.skipped.length > 0) this.logger.warn({ skipped: ruleSet.skipped.length }, `${ruleSet.skipped.length} unsupported rule(s) skipped`);
     for (const warning of ruleSet.warnings) this.logger.warn(warning);
     return ruleSet;
-  }
-
-  private evaluate(engine: DetectionEngine, events: readonly ProcessEvent[]): void {
-    const nowMs = Date.now();
-    for (const event of events) engine.evaluate(event, nowMs);
   }
 
   private send(outputs: Outputs, alert: Alert): void {
@@ -194,6 +194,7 @@ export class Agent {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.attempt('stop the sensor', () => this.sensor?.stop());
+    this.evaluation?.finish();
     await this.attempt('deliver pending alerts', () => this.engine?.drain());
     await this.attempt('close the new-terms history', () => this.store?.close());
     await this.attempt('flush the outputs', () => this.outputs?.flush(Math.max(0, deadline - Date.now())));
@@ -232,6 +233,7 @@ export class Agent {
       },
       sensor: this.sensor?.stats(),
       engine: this.engine?.stats(),
+      evaluation: this.evaluation?.stats(),
       store: this.store?.stats(),
       outputs: this.outputs?.stats(),
       health: this.health.snapshot(),
@@ -257,6 +259,8 @@ export class Agent {
         pendingAlerts: stats.engine?.pendingAlerts ?? 0,
         historyWriteFailures: stats.engine?.historyWriteFailures ?? 0,
         evaluationErrors: stats.engine?.evaluationErrors ?? 0,
+        slowEvaluations: stats.engine?.slowEvaluations ?? 0,
+        evaluationBacklog: stats.evaluation?.backlog ?? 0,
         storeTuples: stats.store?.tuples ?? 0,
         storeBytes: stats.store?.diskBytes ?? 0,
         storeEvicted: stats.store?.evicted ?? 0,

@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME, EXIT_USAGE, UserFacingError } from './errors.js';
+import { escapeControl } from './log.js';
 import { AGENT_VERSION } from './version.js';
 import { registerStoreCommand } from './commands/store.js';
 import { registerKqlCommand } from './commands/kql.js';
@@ -50,10 +51,11 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_USAGE;
     }
     if (err instanceof UserFacingError) {
-      process.stderr.write(`execsentry: ${err.message}\n`);
+      // Messages quote paths, keys and values from the user and the host: one line, no terminal escapes.
+      process.stderr.write(`execsentry: ${escapeControl(err.message)}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`execsentry: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`execsentry: unexpected failure: ${escapeControl(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     return EXIT_RUNTIME;
   }
 }

@@ -1,7 +1,9 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
+import { KiB, MiB, readRegularFileSync, UnreadableFile } from './io/files.js';
+import { escapeControl } from './log.js';
 
 /**
  * Every option of execsentry, with its default and its one-line description, in one place. The config
@@ -9,7 +11,11 @@ import { ValidationError } from './errors.js';
  * defines an option. README's option table is written from these descriptions.
  */
 
-const MiB = 1024 * 1024;
+/** A config file is a page of JSON; anything near this is not one (`--config /dev/zero` must not fill memory). */
+export const MAX_CONFIG_FILE_BYTES = 1 * MiB;
+/** An API key, a password: a line. */
+export const MAX_SECRET_FILE_BYTES = 64 * KiB;
+const TiB = 1024 * 1024 * MiB;
 
 // Output settings: one flat object per output; which settings apply depends on the URL's kind (openOutputs
 // refuses a setting the kind does not use). Every field but `url` is optional, so `--output URL` alone works.
@@ -37,9 +43,9 @@ export const OutputSchema = z
       .enum(['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'])
       .optional()
       .describe('syslog: facility (default authpriv: alerts hold command lines)'),
-    rotateBytes: z.number().int().min(1024).optional().describe('file: rotate when the file would exceed this many bytes (default 100 MiB)'),
+    rotateBytes: z.number().int().min(1024).max(TiB).optional().describe('file: rotate when the file would exceed this many bytes (default 100 MiB)'),
     rotateKeep: z.number().int().min(0).max(1000).optional().describe('file: rotated files kept (default 5)'),
-    spoolMaxBytes: z.number().int().min(64 * 1024).optional().describe('network outputs: disk spool bound; the oldest alerts are dropped (counted) beyond it (default 256 MiB)'),
+    spoolMaxBytes: z.number().int().min(64 * 1024).max(TiB).optional().describe('network outputs: disk spool bound; the oldest alerts are dropped (counted) beyond it (default 256 MiB)'),
   })
   .strict();
 
@@ -58,6 +64,10 @@ export const ConfigSchema = z
       .min(1)
       .default(process.env.STATE_DIRECTORY?.split(':')[0] ?? '/var/lib/execsentry')
       .describe('new-terms history, delivery spool and lock file'),
+    allowInsecureStateDir: z
+      .boolean()
+      .default(false)
+      .describe('use a state directory that group or others can write to, or that another user owns (with a warning); refused otherwise, as files could be planted in it'),
     runtimeDir: z
       .string()
       .min(1)
@@ -67,7 +77,7 @@ export const ConfigSchema = z
     format: z.enum(['json', 'pretty']).optional().describe('stdout alert format; default: pretty on a terminal, else NDJSON'),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('log level (stderr)'),
     logFormat: z.enum(['json', 'pretty']).optional().describe('log format; default: pretty on a terminal, else pino JSON'),
-    statsIntervalSeconds: z.number().int().min(0).default(60).describe('seconds between stats lines on stderr; 0 = none'),
+    statsIntervalSeconds: z.number().int().min(0).max(86_400).default(60).describe('seconds between stats lines on stderr; 0 = none'),
     metrics: z
       .object({
         enabled: z.boolean().default(false).describe('serve Prometheus text metrics over HTTP (GET /metrics)'),
@@ -86,18 +96,25 @@ export const ConfigSchema = z
           .number()
           .int()
           .min(64 * 1024)
+          // the kernel caps SO_RCVBUFFORCE at INT_MAX / 2 (net/core/sock.c)
+          .max(1024 * MiB)
           .default(4 * MiB)
           .describe('netlink receive buffer (SO_RCVBUFFORCE) in bytes'),
         maxArgsBytes: z
           .number()
           .int()
           .min(256)
+          // a command line cannot be longer: argv and the environment together are capped at 3/4 of
+          // _STK_LIM, 6 MiB (fs/exec.c, bprm_stack_limits)
+          .max(6 * MiB)
           .default(64 * 1024)
           .describe('argv bytes kept per event; longer command lines are cut and marked execsentry.args_truncated'),
         maxProcessTableEntries: z
           .number()
           .int()
           .min(1024)
+          // PID_MAX_LIMIT on 64-bit kernels: there cannot be more processes
+          .max(4_194_304)
           .default(65_536)
           .describe('processes remembered for parent enrichment'),
       })
@@ -109,6 +126,7 @@ export const ConfigSchema = z
           .number()
           .int()
           .min(1)
+          .max(100_000_000)
           .default(1_000_000)
           .describe('new-terms tuples kept per rule; the least recently seen are evicted beyond it'),
       })
@@ -241,6 +259,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   const envLayer = environmentLayer(env, warnings);
   const overrides = options.overrides ?? {};
+  refuseReservedKeys(overrides, [], 'command line');
   const merged = deepMerge(deepMerge(deepMerge(systemdLayer, fileLayer), envLayer.values), overrides);
   const parsed = ConfigSchema.safeParse(merged);
   if (!parsed.success) {
@@ -258,9 +277,9 @@ function nonEmpty(value: string | undefined): string | undefined {
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES).toString('utf8');
   } catch (err) {
-    throw new ValidationError(`config ${file}: cannot read it: ${errnoText(err)}`);
+    throw new ValidationError(`config ${file}: cannot read it: ${err instanceof UnreadableFile ? err.reason : String(err)}`);
   }
   let value: unknown;
   try {
@@ -276,7 +295,47 @@ function readConfigFile(file: string): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ValidationError(`config ${file}: the top level must be a JSON object ({ "option": value, … }), not ${describeJsonType(value)}`);
   }
+  refuseReservedKeys(value, [], `config ${file}`);
   return value as Record<string, unknown>;
+}
+
+/**
+ * Keys that would reach an object's prototype when merged (`"__proto__": {…}` in JSON is an own key, but
+ * assigning it sets the prototype) are no option of ours: refused wherever they appear, before any merge.
+ */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Options nest four levels at most (outputs[0].headers.Name); deeper is no config of ours. */
+const MAX_CONFIG_DEPTH = 32;
+
+function refuseReservedKeys(root: unknown, rootPath: PropertyKey[], where: string): void {
+  // Iterative, each entry linked to its parent: the path is spelled out only for the message.
+  interface Entry {
+    value: unknown;
+    key: PropertyKey | undefined;
+    parent: Entry | undefined;
+    depth: number;
+  }
+  const pathOf = (entry: Entry): PropertyKey[] => {
+    const keys: PropertyKey[] = [];
+    for (let at: Entry | undefined = entry; at?.key !== undefined; at = at.parent) keys.unshift(at.key);
+    return [...rootPath, ...keys];
+  };
+  const pending: Entry[] = [{ value: root, key: undefined, parent: undefined, depth: 0 }];
+  for (let entry = pending.pop(); entry !== undefined; entry = pending.pop()) {
+    const { value, depth } = entry;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_CONFIG_DEPTH) throw new ValidationError(`${where}: ${formatKeyPath(pathOf(entry))}: nested deeper than ${MAX_CONFIG_DEPTH} levels`);
+    if (Array.isArray(value)) {
+      value.forEach((element, index) => pending.push({ value: element, key: index, parent: entry, depth: depth + 1 }));
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      const child: Entry = { value: (value as Record<string, unknown>)[key], key, parent: entry, depth: depth + 1 };
+      if (RESERVED_KEYS.has(key)) throw new ValidationError(`${where}: ${formatKeyPath(pathOf(child))}: a reserved name, not an option`);
+      pending.push(child);
+    }
+  }
 }
 
 interface EnvironmentLayer {
@@ -442,9 +501,9 @@ function credentialPath(reference: string, env: NodeJS.ProcessEnv, context: stri
 function readSecretFile(path: string, context: string, warnings: string[], env: NodeJS.ProcessEnv): string {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFileSync(path, MAX_SECRET_FILE_BYTES).toString('utf8');
   } catch (err) {
-    throw new ValidationError(`${context}: cannot read the secret: ${errnoText(err)}`);
+    throw new ValidationError(`${context}: cannot read the secret: ${err instanceof UnreadableFile ? err.reason : String(err)}`);
   }
   // A secret written with `echo` ends in a newline that is not part of it.
   const secret = text.replace(/\r?\n$/, '');
@@ -566,25 +625,13 @@ function quote(value: unknown): string {
     text = String(value);
   }
   if (text.length > 80) text = `${text.slice(0, 77)}…`;
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeControl(text);
 }
 
 function describeJsonType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   return `a ${typeof value}`;
-}
-
-function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const reasons: Record<string, string> = {
-    ENOENT: 'no such file',
-    EACCES: 'permission denied',
-    EISDIR: 'it is a directory',
-    ENOTDIR: 'a parent is not a directory',
-  };
-  if (code !== undefined && reasons[code] !== undefined) return `${reasons[code]} (${code})`;
-  return err instanceof Error ? err.message : String(err);
 }
 
 export function isLoopbackAddress(address: string): boolean {
@@ -606,6 +653,9 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
   }
   return { line, column: offset - lineStart + 1 };
 }
+
+const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+const MAX_SCANNED_JSON_DEPTH = 1000;
 
 /** The offset of the first character that makes `text` invalid JSON (RFC 8259), or undefined when valid. */
 export function jsonErrorOffset(text: string): number | undefined {
@@ -652,13 +702,16 @@ export function jsonErrorOffset(text: string): number | undefined {
     }
   };
   const number = (): void => {
-    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(at));
+    NUMBER.lastIndex = at;
+    const match = NUMBER.exec(text);
     if (match === null) fail();
     at += match![0].length;
   };
-  const value = (): void => {
+  const value = (depth: number): void => {
     space();
     const c = text[at];
+    // JSON.parse has no depth limit, this scanner recurses: past this depth it stops there (no stack overflow)
+    if ((c === '{' || c === '[') && depth >= MAX_SCANNED_JSON_DEPTH) fail();
     if (c === '{') {
       at++;
       space();
@@ -673,7 +726,7 @@ export function jsonErrorOffset(text: string): number | undefined {
         space();
         if (text[at] !== ':') fail();
         at++;
-        value();
+        value(depth + 1);
         space();
         if (text[at] === ',') at++;
         else if (text[at] === '}') {
@@ -689,7 +742,7 @@ export function jsonErrorOffset(text: string): number | undefined {
         return;
       }
       for (;;) {
-        value();
+        value(depth + 1);
         space();
         if (text[at] === ',') at++;
         else if (text[at] === ']') {
@@ -704,7 +757,7 @@ export function jsonErrorOffset(text: string): number | undefined {
     else number();
   };
   try {
-    value();
+    value(0);
     space();
     if (at < text.length) fail();
     return undefined;

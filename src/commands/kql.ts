@@ -1,9 +1,14 @@
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { EXIT_RUNTIME, RuntimeFailure, ValidationError } from '../errors.js';
 import { escapeControl } from '../log.js';
+import { describeErrno, formatBytes } from '../io/files.js';
+import { lineText, MAX_LINE_BYTES, readLines } from '../io/lines.js';
 import { compileKql, KqlSyntaxError, parseKql, type CompiledQuery } from '../kql/index.js';
+import { openDocuments } from './documents.js';
+
+const NEWLINE = Buffer.from('\n');
+const FLUSH_BYTES = 64 * 1024;
 
 /**
  * `execsentry kql QUERY [FILE] [--count] [--check]`: grep NDJSON documents with a KQL query. Matching lines
@@ -30,7 +35,7 @@ export function registerKqlCommand(program: Command): void {
         if (err instanceof KqlSyntaxError) throw new ValidationError(err.message);
         throw err;
       }
-      const input = file === undefined || file === '-' ? process.stdin : await openFile(file);
+      const input = await openDocuments(file ?? '-');
       const result = await grep(input, compiled, options.count === true);
       if (options.count === true) await write(`${result.matched}\n`);
       if (result.badLines > 0) {
@@ -40,90 +45,60 @@ export function registerKqlCommand(program: Command): void {
     });
 }
 
-async function openFile(file: string): Promise<Readable> {
-  const stream = createReadStream(file);
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new ValidationError(`cannot read ${escapeControl(file)}: ${err.code ?? err.message}`)),
-    );
-  });
-  return stream;
-}
-
-const NEWLINE = 0x0a;
-const FLUSH_BYTES = 64 * 1024;
-
-/** Splits the byte stream on newlines itself so matching lines go out exactly as they came in. */
+/** Splits the byte stream into lines itself so matching lines go out exactly as they came in. */
 async function grep(input: Readable, query: CompiledQuery, countOnly: boolean): Promise<{ matched: number; badLines: number }> {
   let matched = 0;
   let badLines = 0;
-  let lineNumber = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  let carry: Buffer | null = null;
 
-  const handleLine = async (line: Buffer, withNewline: Buffer | null): Promise<void> => {
-    lineNumber++;
-    const text = line.toString('utf8');
-    if (text.trim() === '') return;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch (err) {
-      badLines++;
-      process.stderr.write(`execsentry: line ${lineNumber}: not valid JSON (${escapeControl((err as Error).message)}), skipped\n`);
-      return;
-    }
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-      badLines++;
-      process.stderr.write(`execsentry: line ${lineNumber}: not a JSON object, skipped\n`);
-      return;
-    }
-    if (!query.matches(doc)) return;
-    matched++;
-    if (countOnly) return;
-    pending.push(withNewline ?? Buffer.concat([line, Buffer.from('\n')]));
-    pendingBytes += line.length + 1;
-    if (pendingBytes >= FLUSH_BYTES) await flush();
+  const skip = (lineNumber: number, why: string): void => {
+    badLines++;
+    process.stderr.write(`execsentry: line ${lineNumber}: ${why}, skipped\n`);
   };
 
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
-    const chunk = Buffer.concat(pending);
+    const chunk = Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
     await write(chunk);
   };
 
   try {
-    for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    for await (const line of readLines(input as AsyncIterable<Buffer | string>)) {
       if (stdoutClosed) break;
-      let data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      if (carry !== null) {
-        data = Buffer.concat([carry, data]);
-        carry = null;
+      if (line.tooLong === true) {
+        skip(line.number, `longer than ${formatBytes(MAX_LINE_BYTES)}`);
+        continue;
       }
-      let start = 0;
-      for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
-        // the line with its newline (\r\n lines keep their \r: output is the input, byte for byte)
-        await handleLine(trimCarriageReturn(data.subarray(start, nl)), data.subarray(start, nl + 1));
-        start = nl + 1;
+      const text = lineText(line.bytes);
+      if (text.trim() === '') continue;
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch (err) {
+        skip(line.number, `not valid JSON (${escapeControl((err as Error).message)})`);
+        continue;
       }
-      if (start < data.length) carry = Buffer.from(data.subarray(start));
+      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+        skip(line.number, 'not a JSON object');
+        continue;
+      }
+      if (!query.matches(doc)) continue;
+      matched++;
+      if (countOnly) continue;
+      pending.push(line.bytes, NEWLINE);
+      pendingBytes += line.bytes.length + 1;
+      if (pendingBytes >= FLUSH_BYTES) await flush();
     }
     if (stdoutClosed) return { matched, badLines };
-    if (carry !== null) await handleLine(trimCarriageReturn(carry), null);
     await flush();
   } catch (err) {
     if (err instanceof RuntimeFailure || err instanceof ValidationError) throw err;
-    throw new RuntimeFailure(`reading the documents failed: ${(err as Error).message}`);
+    throw new RuntimeFailure(`reading the documents failed: ${describeErrno(err)}`);
   }
   return { matched, badLines };
-}
-
-function trimCarriageReturn(line: Buffer): Buffer {
-  return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
 }
 
 /** Set once stdout's reader went away (`| head`): the rest of the output is dropped quietly. */

@@ -2,13 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { defaultConfig } from '../config.js';
+import { ConfigSchema, defaultConfig } from '../config.js';
 import { replayEvents } from '../engine/replay.js';
 import { EXIT_USAGE } from '../errors.js';
 import { fieldRead } from '../kql/index.js';
 import { createLogger, escapeControl } from '../log.js';
 import { checkRules, formatProblem, loadRuleSet, type LoadedRule } from '../rules/index.js';
 import { openHistoryStore } from '../store/index.js';
+import { openDocuments } from './documents.js';
 
 /** `execsentry rules validate | list | test`: check, list and replay rule files without running the agent. */
 
@@ -90,19 +91,24 @@ export function registerRulesCommand(program: Command): void {
     .command('test')
     .description("replay NDJSON events through rules in file order, each event's @timestamp as \"now\"; alerts as NDJSON on stdout")
     .requiredOption('--rules <path>', 'rule file or directory; repeatable', collect)
-    .requiredOption('--events <file>', 'NDJSON ECS process events')
+    .requiredOption('--events <file>', 'NDJSON ECS process events ("-" for stdin)')
     .option('--state-dir <dir>', 'new-terms history to use and keep (default: a fresh temporary one)')
+    .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
     .option('--skip-unsupported', 'skip unsupported rules with a warning instead of failing')
-    .action(async (options: { rules: string[]; events: string; stateDir?: string; skipUnsupported?: boolean }) => {
+    .action(async (options: { rules: string[]; events: string; stateDir?: string; allowInsecureStateDir?: boolean; skipUnsupported?: boolean }) => {
       const logger = createLogger(defaultConfig().logLevel);
       const ruleSet = await loadRuleSet(options.rules, { skipUnsupported: options.skipUnsupported === true });
       for (const skipped of ruleSet.skipped) logger.warn(`skipped unsupported rule: ${formatProblem(skipped)}`);
       for (const warning of ruleSet.warnings) logger.warn(warning);
+      const events = await openDocuments(options.events);
       const temporary = options.stateDir === undefined ? await mkdtemp(join(tmpdir(), 'execsentry-rules-test-')) : undefined;
       try {
         const store = await openHistoryStore({
           stateDir: options.stateDir ?? temporary!,
+          allowInsecureStateDir: options.allowInsecureStateDir === true,
           maxTuplesPerRule: defaultConfig().store.maxTuplesPerRule,
+          // The replay's clock is each event's @timestamp: a date after the machine's is no anomaly here.
+          maxFutureMs: Number.POSITIVE_INFINITY,
           logger,
         });
         try {
@@ -110,7 +116,8 @@ export function registerRulesCommand(program: Command): void {
             rules: ruleSet.rules,
             store,
             logger,
-            eventsFile: options.events,
+            eventsName: options.events === '-' ? 'stdin' : escapeControl(options.events),
+            events,
             emit: (alert) => process.stdout.write(JSON.stringify(alert) + '\n'),
           });
         } finally {

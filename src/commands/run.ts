@@ -12,6 +12,7 @@ export interface RunCommandOptions {
   rules?: string[];
   output?: string[];
   stateDir?: string;
+  allowInsecureStateDir?: boolean;
   format?: 'json' | 'pretty';
   skipUnsupported?: boolean;
   logLevel?: Config['logLevel'];
@@ -31,6 +32,7 @@ export function configFromCommandLine(options: RunCommandOptions, load: Pick<Loa
   if (options.rules !== undefined) overrides['rules'] = options.rules;
   if (options.output !== undefined) overrides['outputs'] = options.output.map((url) => ({ url }));
   if (options.stateDir !== undefined) overrides['stateDir'] = options.stateDir;
+  if (options.allowInsecureStateDir === true) overrides['allowInsecureStateDir'] = true;
   if (options.format !== undefined) overrides['format'] = options.format;
   if (options.skipUnsupported === true) overrides['skipUnsupported'] = true;
   if (options.logLevel !== undefined) overrides['logLevel'] = options.logLevel;
@@ -47,6 +49,7 @@ export function registerRunCommand(program: Command): void {
     .option('--rules <path>', 'rule file or directory (TOML, Kibana NDJSON export, JSON); repeatable', collect)
     .option('--output <url>', 'where alerts go (stdout, file:///…, http(s)://…, …); repeatable', collect)
     .option('--state-dir <dir>', 'new-terms history, delivery spool and lock file')
+    .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
     .addOption(new Option('--format <format>', 'stdout alert format (default: pretty on a terminal, else NDJSON)').choices(['json', 'pretty']))
     .option('--skip-unsupported', 'skip rules of unsupported type or language with a warning instead of refusing to start')
     .addOption(new Option('--log-level <level>', 'log level').choices(ConfigSchema.shape.logLevel.unwrap().options))

@@ -21,7 +21,7 @@ export function registerStatusCommand(program: Command): void {
       const socket = statusSocketPath(config.runtimeDir);
       const answer = await queryStatus(socket);
       if (!answer.running) {
-        if (answer.denied) throw new RuntimeFailure(answer.reason);
+        if (answer.denied || 'foreign' in answer) throw new RuntimeFailure(answer.reason);
         throw new UserFacingError(`no agent is running: ${answer.reason}`, EXIT_NOT_RUNNING);
       }
       process.stdout.write(options.json === true ? `${JSON.stringify(answer.snapshot)}\n` : formatStatus(answer.snapshot));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { defaultConfig } from '../config.js';
+import { ConfigSchema, defaultConfig } from '../config.js';
 import { RuntimeFailure, ValidationError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { openHistoryStore, type HistoryStore } from '../store/index.js';
@@ -18,8 +18,9 @@ export function registerStoreCommand(program: Command): void {
     .description('print the remembered new-terms tuples as NDJSON (rule_id, new_terms_fields, terms, last_seen)')
     .option('--rule <id>', 'only this rule')
     .option('--state-dir <dir>', 'state directory', defaultStateDir)
-    .action(async (options: { rule?: string; stateDir: string }) => {
-      const history = await openForCommand(options.stateDir, true);
+    .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
+    .action(async (options: { rule?: string } & StateDirOptions) => {
+      const history = await openForCommand(options, true);
       try {
         await writeLines(listLines(history, options.rule));
       } finally {
@@ -36,8 +37,9 @@ export function registerStoreCommand(program: Command): void {
       'a term to forget; for a history of N fields give N values per tuple, in the order of new_terms_fields',
     )
     .option('--state-dir <dir>', 'state directory', defaultStateDir)
-    .action(async (options: { rule: string; term?: string[]; stateDir: string }) => {
-      const history = await openForCommand(options.stateDir, false);
+    .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
+    .action(async (options: { rule: string; term?: string[] } & StateDirOptions) => {
+      const history = await openForCommand(options, false);
       try {
         const summaries = history.summaries().filter((s) => s.ruleId === options.rule);
         if (summaries.length === 0) throw new RuntimeFailure(`no new-terms history for rule ${options.rule} in ${options.stateDir}`);
@@ -50,9 +52,20 @@ export function registerStoreCommand(program: Command): void {
     });
 }
 
-async function openForCommand(stateDir: string, readOnly: boolean): Promise<HistoryStore> {
+interface StateDirOptions {
+  stateDir: string;
+  allowInsecureStateDir?: boolean;
+}
+
+async function openForCommand(options: StateDirOptions, readOnly: boolean): Promise<HistoryStore> {
   // Every tuple on disk is shown and kept: the command must not evict what the agent's cap allowed.
-  return openHistoryStore({ stateDir, readOnly, maxTuplesPerRule: Number.POSITIVE_INFINITY, logger: createLogger('warn') });
+  return openHistoryStore({
+    stateDir: options.stateDir,
+    allowInsecureStateDir: options.allowInsecureStateDir === true,
+    readOnly,
+    maxTuplesPerRule: Number.POSITIVE_INFINITY,
+    logger: createLogger('warn'),
+  });
 }
 
 /** The --term values as tuples for each arity the rule's histories have. */

@@ -69,12 +69,15 @@ export function parseDateMath(text: string): DateMath {
 }
 
 const INTERVAL = /^(\d+)([smhd])$/;
+/** max_signals is counted per interval; a schedule beyond a year is a typo, and far beyond it loses precision. */
+const MAX_INTERVAL_MS = 365 * 86_400_000;
 
 /** A rule interval (`5m`, `1h`): Kibana's schedule units s, m, h, d. Throws DateMathError. */
 export function parseInterval(text: string): number {
   const found = INTERVAL.exec(text);
   if (found === null) throw new DateMathError(`"${text}" is not an interval: expected a positive number and a unit s, m, h or d (for example "5m")`);
   const ms = Number(found[1]) * LONGEST_MS[found[2] as 's' | 'm' | 'h' | 'd'];
-  if (ms <= 0 || !Number.isSafeInteger(ms)) throw new DateMathError(`"${text}" is not a usable interval: it must be longer than 0`);
+  if (ms <= 0) throw new DateMathError(`"${text}" is not a usable interval: it must be longer than 0`);
+  if (!(ms <= MAX_INTERVAL_MS)) throw new DateMathError(`"${text}" is not a usable interval: it must be at most 365d`);
   return ms;
 }

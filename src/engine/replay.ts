@@ -1,7 +1,8 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Alert, ProcessEvent } from '../ecs/types.js';
 import { RuntimeFailure, ValidationError } from '../errors.js';
+import { formatBytes } from '../io/files.js';
+import { lineText, MAX_LINE_BYTES, readLines } from '../io/lines.js';
+import { parseDate } from '../kql/date.js';
 import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore } from '../store/index.js';
@@ -18,53 +19,58 @@ export interface ReplayOptions {
   rules: readonly LoadedRule[];
   store: HistoryStore;
   logger: Logger;
-  eventsFile: string;
+  /** The events' name in messages ("file:line: …"). */
+  eventsName: string;
+  events: AsyncIterable<Buffer | string>;
   emit: (alert: Alert) => void;
 }
 
 export async function replayEvents(options: ReplayOptions): Promise<EngineStats> {
   const engine = new DetectionEngine(options.rules, { store: options.store, logger: options.logger, emit: options.emit });
-  const input = createReadStream(options.eventsFile, { encoding: 'utf8' });
-  const opened = new Promise<void>((resolve, reject) => {
-    input.once('open', () => resolve());
-    input.once('error', (err: NodeJS.ErrnoException) => reject(new RuntimeFailure(`${options.eventsFile}: cannot read: ${err.code ?? err.message}`)));
-  });
-  await opened;
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let lineNumber = 0;
   let lastNowMs = Date.now();
   try {
-    for await (const line of lines) {
-      lineNumber += 1;
-      if (line.trim() === '') continue;
-      const event = parseEvent(options.eventsFile, lineNumber, line);
-      lastNowMs = Date.parse(event['@timestamp']);
+    for await (const line of readLines(options.events)) {
+      if (line.tooLong === true) {
+        throw new ValidationError(`${options.eventsName}:${line.number}: longer than ${formatBytes(MAX_LINE_BYTES)}`);
+      }
+      const text = lineText(line.bytes);
+      if (text.trim() === '') continue;
+      const { event, timeMs } = parseEvent(options.eventsName, line.number, text);
+      lastNowMs = timeMs;
       engine.tick(lastNowMs);
       engine.evaluate(event, lastNowMs);
     }
+  } catch (err) {
+    if (err instanceof ValidationError || err instanceof RuntimeFailure) throw err;
+    throw new RuntimeFailure(`${options.eventsName}: reading failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   } finally {
-    lines.close();
-    input.destroy();
     await engine.drain(lastNowMs);
   }
   return engine.stats();
 }
 
-function parseEvent(file: string, line: number, text: string): ProcessEvent {
+function parseEvent(name: string, line: number, text: string): { event: ProcessEvent; timeMs: number } {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ValidationError(`${file}:${line}: not valid JSON: ${(err as Error).message}`);
+    throw new ValidationError(`${name}:${line}: not valid JSON: ${(err as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ValidationError(`${file}:${line}: an event must be a JSON object`);
+    throw new ValidationError(`${name}:${line}: an event must be a JSON object`);
   }
   const timestamp = (value as Record<string, unknown>)['@timestamp'];
-  if (typeof timestamp !== 'string' || Number.isNaN(Date.parse(timestamp))) {
+  // As an Elastic Defend index maps @timestamp (a date with the default format): strict ISO 8601 in UTC
+  // unless it names its offset, or epoch milliseconds. Date.parse would read "1" or "Mar 5 2024" in local time.
+  const timeMs =
+    typeof timestamp === 'string' ? parseDate(timestamp, false) : typeof timestamp === 'number' && Number.isFinite(timestamp) ? Math.trunc(timestamp) : null;
+  if (timeMs === null || !Number.isFinite(timeMs) || Math.abs(timeMs) > MAX_DATE_MS) {
     throw new ValidationError(
-      `${file}:${line}: @timestamp: ${timestamp === undefined ? 'required' : `not an ISO 8601 date: ${JSON.stringify(timestamp)}`}`,
+      `${name}:${line}: @timestamp: ${timestamp === undefined ? 'required' : `not a date (strict ISO 8601 or epoch milliseconds): ${JSON.stringify(timestamp)}`}`,
     );
   }
-  return value as ProcessEvent;
+  return { event: value as ProcessEvent, timeMs };
 }
+
+/** The range of a JavaScript Date (ECMA-262 §21.4.1.1): beyond it there is no "now" to compare with. */
+const MAX_DATE_MS = 8.64e15;

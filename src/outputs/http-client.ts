@@ -1,9 +1,9 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { ValidationError } from '../errors.js';
+import { MiB, readRegularFile, UnreadableFile } from '../io/files.js';
 
 const gzip = promisify(gzipCallback);
 /** Collector answers larger than this are cut (an Elasticsearch _bulk answer for 10,000 items fits). */
@@ -24,11 +24,14 @@ export interface TlsSettings {
   insecure?: boolean | undefined;
 }
 
+/** A CA bundle with every public root is about 200 KiB. */
+const MAX_PEM_FILE_BYTES = 4 * MiB;
+
 async function readSetting(what: string, path: string, outputLabel: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path, MAX_PEM_FILE_BYTES);
   } catch (err) {
-    throw new ValidationError(`output ${outputLabel}: ${what} ${JSON.stringify(path)}: ${(err as Error).message}`);
+    throw new ValidationError(`output ${outputLabel}: ${what} ${JSON.stringify(path)}: ${err instanceof UnreadableFile ? err.reason : (err as Error).message}`);
   }
 }
 

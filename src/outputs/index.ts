@@ -1,8 +1,8 @@
-import type { OutputConfig } from '../config.js';
+import { MAX_SECRET_FILE_BYTES, type OutputConfig } from '../config.js';
 import type { Alert } from '../ecs/types.js';
 import { RuntimeFailure, UserFacingError, ValidationError } from '../errors.js';
+import { readRegularFile, UnreadableFile } from '../io/files.js';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeadLetterFile } from './dead-letter.js';
@@ -94,14 +94,16 @@ function parseUrl(config: OutputConfig): URL {
 function hostAndPort(config: OutputConfig, url: URL, defaultPort: number): { host: string; port: number } {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (host === '') throw invalid(config, 'a host is required');
+  // WHATWG URL parsing keeps ":0"; connecting to port 0 reaches nothing (Node would even pick the default)
+  if (url.port === '0') throw invalid(config, 'port 0 is not a port to connect to (1-65535)');
   return { host, port: url.port === '' ? defaultPort : Number(url.port) };
 }
 
 async function readSecret(config: OutputConfig, key: 'apiKeyFile' | 'passwordFile', path: string): Promise<string> {
   try {
-    return (await readFile(path, 'utf8')).trim();
+    return (await readRegularFile(path, MAX_SECRET_FILE_BYTES)).toString('utf8').trim();
   } catch (err) {
-    throw invalid(config, `${key} ${JSON.stringify(path)}: ${(err as Error).message}`);
+    throw invalid(config, `${key} ${JSON.stringify(path)}: ${err instanceof UnreadableFile ? err.reason : (err as Error).message}`);
   }
 }
 
@@ -162,7 +164,9 @@ async function openOne(config: OutputConfig, context: OutputContext): Promise<Ou
       return new StdoutOutput(context);
     case 'file': {
       const url = parseUrl(config);
-      if (url.host !== '' || url.pathname === '/' || url.pathname.endsWith('/')) throw invalid(config, 'expected file:///absolute/path/to/file');
+      // "file:alerts.ndjson" parses as /alerts.ndjson: a relative path would silently land at the root
+      const absolute = /^file:\/\//i.test(config.url);
+      if (!absolute || url.host !== '' || url.pathname === '/' || url.pathname.endsWith('/')) throw invalid(config, 'expected file:///absolute/path/to/file');
       return FileOutput.open(fileURLToPath(url), {
         rotateBytes: config.rotateBytes ?? FILE_DEFAULTS.rotateBytes,
         rotateKeep: config.rotateKeep ?? FILE_DEFAULTS.rotateKeep,

@@ -1,7 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../errors.js';
+import { describeErrno, MiB, readRegularFile, UnreadableFile } from '../io/files.js';
 import { parseRuleFile, RULE_FILE_EXTENSIONS } from './formats.js';
 import { formatProblem, type RuleProblem } from './problem.js';
 import { validateCandidate, type LoadedRule } from './validate.js';
@@ -15,6 +16,12 @@ export { formatProblem, type RuleProblem } from './problem.js';
  * install alike.
  */
 export const BUILTIN_RULES_PATH = fileURLToPath(new URL('../../rules/', import.meta.url));
+
+/**
+ * A Kibana export of every prebuilt rule is about 20 MiB; a rule file larger than this is not one, and
+ * reading it whole would cost the agent that much memory on every reload.
+ */
+export const MAX_RULE_FILE_BYTES = 64 * MiB;
 
 export interface RuleSetOptions {
   /** Skip rules of unsupported type or language with a warning instead of refusing the set. */
@@ -40,7 +47,7 @@ async function ruleFilesUnder(path: string, problems: RuleProblem[]): Promise<st
   try {
     info = await stat(path);
   } catch (err) {
-    problems.push({ file: path, why: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    problems.push({ file: path, why: `cannot read: ${describeErrno(err)}` });
     return [];
   }
   if (!info.isDirectory()) return [path];
@@ -69,9 +76,9 @@ export async function checkRules(paths: readonly string[], options: RuleSetOptio
     for (const file of files) {
       let text: string;
       try {
-        text = await readFile(file, 'utf8');
+        text = (await readRegularFile(file, MAX_RULE_FILE_BYTES)).toString('utf8');
       } catch (err) {
-        check.problems.push({ file, why: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+        check.problems.push({ file, why: `cannot read: ${err instanceof UnreadableFile ? err.reason : describeErrno(err)}` });
         continue;
       }
       const parsed = parseRuleFile(file, text);

@@ -19,7 +19,7 @@ export function optionsMarkdown(): string {
         continue;
       }
       const dotted = here.join('.');
-      rows.push(`| \`${dotted}\` | \`${variables.get(dotted) ?? ''}\` | ${defaultOf(field)} | ${cell(descriptionOf(field))} |`);
+      rows.push(`| \`${dotted}\` | \`${variables.get(dotted) ?? ''}\` | ${defaultOf(field)} | ${cell(descriptionOf(field) + rangeOf(inner))} |`);
     }
   };
   visit(ConfigSchema.shape as unknown as Record<string, z.ZodType>, []);
@@ -29,7 +29,7 @@ export function optionsMarkdown(): string {
   for (const [key, field] of Object.entries(OutputSchema.shape as Record<string, z.ZodType>)) {
     const secretOf = secrets.get(key);
     const note = secretOf !== undefined ? ` — read into \`${secretOf}\` at start; \`credential:NAME\` reads \`$CREDENTIALS_DIRECTORY/NAME\`` : key.endsWith('File') ? ' — `credential:NAME` allowed' : '';
-    outputRows.push(`| \`${key}\` | ${cell(descriptionOf(field) + note)} |`);
+    outputRows.push(`| \`${key}\` | ${cell(descriptionOf(field) + rangeOf(unwrapSchema(field)) + note)} |`);
   }
   return `${rows.join('\n')}\n\nEach entry of \`outputs\` takes these settings:\n\n${outputRows.join('\n')}\n`;
 }
@@ -51,6 +51,19 @@ function defaultOf(schema: z.ZodType): string {
     current = def.innerType;
   }
   return '(unset)';
+}
+
+/** A number's bounds as the schema enforces them: " (1024 to 6291456)". */
+function rangeOf(schema: z.ZodType): string {
+  if (schema._zod.def.type !== 'number') return '';
+  const { minValue, maxValue } = schema as z.ZodNumber;
+  const bound = (value: number | null): string | undefined => (value === null || !Number.isFinite(value) || Math.abs(value) >= Number.MAX_SAFE_INTEGER ? undefined : String(value));
+  const low = bound(minValue);
+  const high = bound(maxValue);
+  if (low !== undefined && high !== undefined) return ` (${low} to ${high})`;
+  if (low !== undefined) return ` (at least ${low})`;
+  if (high !== undefined) return ` (at most ${high})`;
+  return '';
 }
 
 /** Pipes would end a table cell. */

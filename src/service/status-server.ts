@@ -93,18 +93,35 @@ function answers(socketPath: string): Promise<boolean> {
 }
 
 /** The outcome of asking the status socket. */
-export type StatusQuery = { running: true; snapshot: unknown } | { running: false; reason: string; denied: boolean };
+export type StatusQuery =
+  | { running: true; snapshot: unknown }
+  | { running: false; reason: string; denied: boolean }
+  /** Something answers on the socket, but not an execsentry agent: a runtime failure, not "not running". */
+  | { running: false; reason: string; denied: false; foreign: true };
+
+/** An agent's status document is a few KiB; an answer past this is not one, and is not read further. */
+const MAX_STATUS_ANSWER_BYTES = 1024 * 1024;
 
 /** Asks a running agent for its snapshot; `running: false` when nothing answers (no agent). */
 export function queryStatus(socketPath: string, timeoutMs = 5_000): Promise<StatusQuery> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    let received = 0;
     const connection = createConnection(socketPath);
     const timer = setTimeout(() => {
       connection.destroy();
       resolve({ running: false, reason: `the agent on ${socketPath} did not answer within ${timeoutMs} ms`, denied: false });
     }, timeoutMs);
-    connection.on('data', (chunk: Buffer) => chunks.push(chunk));
+    connection.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > MAX_STATUS_ANSWER_BYTES) {
+        clearTimeout(timer);
+        connection.destroy();
+        resolve(foreign(socketPath, `answered more than ${MAX_STATUS_ANSWER_BYTES / 1024 / 1024} MiB`));
+        return;
+      }
+      chunks.push(chunk);
+    });
     connection.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const why =
@@ -119,12 +136,23 @@ export function queryStatus(socketPath: string, timeoutMs = 5_000): Promise<Stat
     });
     connection.once('end', () => {
       clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('utf8');
+      let snapshot: unknown;
       try {
-        resolve({ running: true, snapshot: JSON.parse(text) as unknown });
+        snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
-        resolve({ running: false, reason: `${socketPath} answered something that is not a status document`, denied: false });
+        resolve(foreign(socketPath, 'answered something that is not JSON'));
+        return;
       }
+      const document = snapshot as Record<string, unknown> | null;
+      if (document === null || typeof document !== 'object' || typeof document['version'] !== 'string' || typeof document['pid'] !== 'number') {
+        resolve(foreign(socketPath, 'answered JSON that is not an execsentry status document (no version and pid)'));
+        return;
+      }
+      resolve({ running: true, snapshot });
     });
   });
+}
+
+function foreign(socketPath: string, what: string): StatusQuery {
+  return { running: false, reason: `${socketPath} ${what}: is another program listening there?`, denied: false, foreign: true };
 }

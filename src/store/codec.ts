@@ -8,21 +8,30 @@ import { crc32c } from './crc32c.js';
  * Header:  "ESNTHIST" | u32le format version | u32le CRC-32C of the 12 bytes before it
  * Record:  u32le CRC-32C of (length field + payload) | u32le payload length | payload
  * Payload: u8 kind, then
- *   HISTORY  varint history id | varint window seconds | string rule id | varint field count | string × count
- *   SIGHTING varint history id | u32le last-seen (epoch seconds) | string × the history's field count
+ *   HISTORY      varint history id | varint window seconds | string rule id | varint field count | string × count
+ *   SIGHTING     varint history id | zigzag varint last-seen (epoch seconds) | string × the history's field count
+ *   SIGHTING_U32 (version 1, read only) as SIGHTING, with last-seen as u32le epoch seconds (1970 to 2106)
  * String:  varint (byteLength × 2 + encoding bit) | bytes — bit 0: UTF-8 (the string is well-formed
  *          UTF-16), bit 1: UTF-16LE code units (lone surrogates survive; nothing is ever replaced).
+ *
+ * Version 2 changed only how sightings hold their time. A version-1 file is read as it is and rewritten as
+ * version 2 when opened for writing; the version in the header is what keeps an older execsentry, which
+ * would take the new records for damage, from touching a version-2 file.
  */
 
 export const FILE_MAGIC = Buffer.from('ESNTHIST', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const FILE_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 8;
 /** A record claiming more than this is damage, not data (tuples are bounded by the sensor's argv cap). */
 export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
+/** The JavaScript date range (±8.64e15 ms) in seconds: every last-seen lies within it. */
+export const MAX_DATE_SECONDS = 8.64e12;
+
 export const RECORD_HISTORY = 1;
-export const RECORD_SIGHTING = 2;
+export const RECORD_SIGHTING_U32 = 2;
+export const RECORD_SIGHTING = 3;
 
 // ---- tuple keys (in memory) ----------------------------------------------------------------------
 
@@ -143,21 +152,28 @@ export function encodeHistoryRecord(def: HistoryDefinition): Buffer {
 export function encodeSightingRecord(historyId: number, lastSeenSeconds: number, key: string, arity: number): Buffer {
   const values = arity === 1 ? [key] : tupleFromKey(key, arity);
   const encodings = values.map(fieldEncoding);
-  let size = 1 + varintBytes(historyId) + 4;
+  const time = zigzag(lastSeenSeconds);
+  let size = 1 + varintBytes(historyId) + varintBytes(time);
   for (const encoding of encodings) size += fieldSize(encoding);
   const buf = frame(size);
   let at = RECORD_HEADER_BYTES;
   buf[at++] = RECORD_SIGHTING;
   at = writeVarint(buf, at, historyId);
-  buf.writeUInt32LE(clampSeconds(lastSeenSeconds), at);
-  at += 4;
+  at = writeVarint(buf, at, time);
   for (let i = 0; i < values.length; i++) at = writeString(buf, at, values[i]!, encodings[i]!);
   return seal(buf);
 }
 
-/** On disk a time is an unsigned 32-bit count of epoch seconds (1970 to 2106). */
-function clampSeconds(seconds: number): number {
-  return Math.min(0xffffffff, Math.max(0, seconds));
+/**
+ * Signed whole seconds as an unsigned varint value (0, -1, 1, -2 … → 0, 1, 2, 3 …), in arithmetic rather than
+ * bit operations: JavaScript's dates span ±8.64e12 s, past 32 bits. Today's dates take 5 bytes.
+ */
+function zigzag(seconds: number): number {
+  return seconds >= 0 ? seconds * 2 : -seconds * 2 - 1;
+}
+
+function unzigzag(value: number): number {
+  return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
 }
 
 export function encodeFileHeader(version = FORMAT_VERSION): Buffer {
@@ -196,6 +212,11 @@ export class PayloadReader {
       scale *= 0x80;
       if (scale > 2 ** 49) throw new MalformedRecordError('varint too long');
     }
+  }
+
+  /** A zigzag varint (see zigzag). */
+  signedVarint(): number {
+    return unzigzag(this.varint());
   }
 
   u32(): number {

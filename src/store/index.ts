@@ -1,11 +1,13 @@
-import { accessSync, chmodSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, type Stats } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RuntimeFailure, UserFacingError, ValidationError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { escapeControl, type Logger } from '../log.js';
+import { native } from '../native.js';
 import {
   FORMAT_VERSION,
+  MAX_DATE_SECONDS,
   RecordTooLargeError,
   encodeFileHeader,
   encodeHistoryRecord,
@@ -13,7 +15,7 @@ import {
   tupleFromKey,
   tupleKey,
 } from './codec.js';
-import { StateDirLock, describeErrno } from './lock.js';
+import { StateDirLock, describeStateErrno, linkTarget, plantedFileProblem } from './lock.js';
 import { readLog, type LogReadResult } from './log-reader.js';
 
 export { LOCK_FILE_NAME } from './lock.js';
@@ -28,6 +30,17 @@ export interface HistoryStoreOptions {
   logger: Logger;
   /** Inspect only: nothing is written, damaged files stay where they are (for `store list`). */
   readOnly?: boolean;
+  /**
+   * Use a state directory that group or others can write to, or that another user owns, with a warning
+   * (refused otherwise: whoever can create names in it can plant a link where the lock or history goes).
+   */
+  allowInsecureStateDir?: boolean;
+  /**
+   * How far after the machine clock a sighting may be dated. A later one, recorded or found on disk when
+   * opening for writing, is cut back to the machine clock plus this: dated in the future, it would keep its
+   * tuple silent until that date plus the window. Infinity for replays, whose clock is the events' own.
+   */
+  maxFutureMs?: number;
   /** How long last-seen refreshes (touch) wait in memory before being written; the crash-loss bound. */
   touchFlushIntervalMs?: number;
   /** Scheduled compaction (expiry by window) interval. */
@@ -38,13 +51,16 @@ export interface HistoryStoreOptions {
   compactionMinBytes?: number;
 }
 
-type StoreSettings = Required<Pick<HistoryStoreOptions, 'touchFlushIntervalMs' | 'compactionIntervalMs' | 'compactionRatio' | 'compactionMinBytes'>>;
+type StoreSettings = Required<
+  Pick<HistoryStoreOptions, 'touchFlushIntervalMs' | 'compactionIntervalMs' | 'compactionRatio' | 'compactionMinBytes' | 'maxFutureMs'>
+>;
 
 export const STORE_DEFAULTS: Readonly<StoreSettings> = {
   touchFlushIntervalMs: 60_000,
   compactionIntervalMs: 60 * 60_000,
   compactionRatio: 3,
   compactionMinBytes: 8 * 1024 * 1024,
+  maxFutureMs: 60_000,
 };
 
 export interface HistoryStoreStats {
@@ -154,7 +170,7 @@ function historyKey(ruleId: string, fields: readonly string[]): string {
 }
 
 function toSeconds(atMs: number): number {
-  if (!Number.isFinite(atMs)) throw new RangeError(`new-terms time must be a finite epoch ms, got ${atMs}`);
+  if (!(Math.abs(atMs) <= MAX_DATE_SECONDS * 1000)) throw new RangeError(`new-terms time must be an epoch ms within the JavaScript date range, got ${atMs}`);
   return Math.floor(atMs / 1000);
 }
 
@@ -173,8 +189,9 @@ function windowSecondsOf(windowMs: number): number {
  */
 export async function openHistoryStore(options: HistoryStoreOptions): Promise<HistoryStore> {
   if (!(options.maxTuplesPerRule >= 1)) throw new ValidationError(`store.maxTuplesPerRule must be at least 1, got ${options.maxTuplesPerRule}`);
+  if (options.maxFutureMs !== undefined && !(options.maxFutureMs >= 0)) throw new RangeError(`maxFutureMs must be at least 0, got ${options.maxFutureMs}`);
   const readOnly = options.readOnly === true;
-  prepareStateDir(options.stateDir, readOnly, options.logger);
+  await prepareStateDir(options.stateDir, readOnly, options.allowInsecureStateDir === true, options.logger);
   const lock = StateDirLock.acquire(options.stateDir, readOnly);
   try {
     const store = new FileHistoryStore(options, lock);
@@ -183,45 +200,88 @@ export async function openHistoryStore(options: HistoryStoreOptions): Promise<Hi
   } catch (err) {
     lock.release();
     if (err instanceof UserFacingError || (err as NodeJS.ErrnoException).code === undefined) throw err;
-    throw new RuntimeFailure(`opening the new-terms history in ${options.stateDir} failed: ${describeErrno(err)}`);
+    throw new RuntimeFailure(`opening the new-terms history in ${options.stateDir} failed: ${describeStateErrno(err)}`);
   }
 }
 
-function prepareStateDir(stateDir: string, readOnly: boolean, logger: Logger): void {
-  if (readOnly) {
-    let isDir: boolean;
+async function prepareStateDir(stateDir: string, readOnly: boolean, allowInsecure: boolean, logger: Logger): Promise<void> {
+  if (!readOnly) {
     try {
-      isDir = statSync(stateDir).isDirectory();
+      const firstCreated = mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      // mkdir created firstCreated … stateDir; their entries (in each parent) must survive a power cut
+      // like the history inside them.
+      if (firstCreated !== undefined)
+        for (let dir = dirname(resolve(stateDir)); ; dir = dirname(dir)) {
+          syncDirectorySync(dir);
+          if (dir === dirname(firstCreated) || dir === dirname(dir)) break;
+        }
     } catch (err) {
-      throw new RuntimeFailure(`cannot read the state directory ${stateDir}: ${describeErrno(err)}`);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeFailure(`the state directory ${stateDir} is not a directory`);
+      throw new RuntimeFailure(`cannot create the state directory ${stateDir}: ${describeStateErrno(err)}`);
     }
-    if (!isDir) throw new RuntimeFailure(`the state directory ${stateDir} is not a directory`);
-    return;
   }
+  let stat: Stats;
   try {
-    const firstCreated = mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    // mkdir created firstCreated … stateDir; their entries (in each parent) must survive a power cut
-    // like the history inside them.
-    if (firstCreated !== undefined)
-      for (let dir = dirname(resolve(stateDir)); ; dir = dirname(dir)) {
-        syncDirectorySync(dir);
-        if (dir === dirname(firstCreated) || dir === dirname(dir)) break;
-      }
+    stat = statSync(stateDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeFailure(`the state directory ${stateDir} is not a directory`);
-    throw new RuntimeFailure(`cannot create the state directory ${stateDir}: ${describeErrno(err)}`);
+    throw new RuntimeFailure(`cannot read the state directory ${stateDir}: ${describeStateErrno(err)}`);
   }
-  const stat = statSync(stateDir);
-  try {
-    accessSync(stateDir, constants.W_OK);
-  } catch (err) {
+  if (!stat.isDirectory()) throw new RuntimeFailure(`the state directory ${stateDir} is not a directory`);
+  if (!readOnly) {
+    try {
+      accessSync(stateDir, constants.W_OK);
+    } catch (err) {
+      throw new RuntimeFailure(
+        `the state directory ${stateDir} is not writable: ${describeStateErrno(err)}; execsentry keeps its new-terms history and lock there — point --state-dir (stateDir) at a writable directory`,
+      );
+    }
+  }
+  await refuseSharedStateDir(stateDir, stat, allowInsecure, logger);
+}
+
+/**
+ * Whoever can create names in the state directory can plant a link or a file where the lock or the history
+ * goes before we open it. So a directory that group or others can write to is refused (a sticky bit does
+ * not help: it guards names that exist, and ours may not yet), and so is one another user owns: its owner
+ * can write there whatever the mode says. Root-owned is ours when we run as root; the service user gets
+ * its own directory (install and systemd's StateDirectory= create it so), and root inspecting that one is
+ * told to run as that user, which also keeps the files the agent must open its own.
+ */
+async function refuseSharedStateDir(stateDir: string, stat: Stats, allowInsecure: boolean, logger: Logger): Promise<void> {
+  const euid = process.geteuid!();
+  const writableBy = (stat.mode & 0o022) === 0o022 ? 'its group and others' : (stat.mode & 0o020) !== 0 ? 'its group' : (stat.mode & 0o002) !== 0 ? 'others' : undefined;
+  const ownedByOther = stat.uid !== euid;
+  if (!allowInsecure && (writableBy !== undefined || ownedByOther)) {
+    const [ownerName, ourName] = await userNames([stat.uid, euid]);
+    const user = (uid: number, name: string | undefined): string => (name === undefined ? `uid ${uid}` : `${name} (uid ${uid})`);
+    const dir = escapeControl(stateDir);
+    const problems: string[] = [];
+    const fixes: string[] = [];
+    if (writableBy !== undefined) {
+      problems.push(`writable by ${writableBy}`);
+      fixes.push(`chmod 700 ${dir}`);
+    }
+    if (ownedByOther) {
+      problems.push(`not owned by ${user(euid, ourName)}, the user execsentry runs as`);
+      // Running as the owner comes first: root inspecting the service user's directory must not chown it away.
+      fixes.push(`run execsentry as ${ownerName ?? `uid ${stat.uid}`}, or chown ${ourName ?? euid} ${dir}`);
+    }
     throw new RuntimeFailure(
-      `the state directory ${stateDir} is not writable: ${describeErrno(err)}; execsentry keeps its new-terms history and lock there — point --state-dir (stateDir) at a writable directory`,
+      `the state directory ${dir} (mode ${(stat.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${user(stat.uid, ownerName)}) is ${problems.join(' and ')}, so someone else could plant files where execsentry keeps its lock and history; ${fixes.join('; ')}`,
     );
   }
   // An existing directory is not re-permissioned (it may be shared, like /tmp); our files are 0600 anyway.
-  if ((stat.mode & 0o077) !== 0)
-    logger.warn({ stateDir, mode: (stat.mode & 0o777).toString(8) }, 'state directory is accessible to other users; 0700 is recommended');
+  if ((stat.mode & 0o077) !== 0 || ownedByOther)
+    logger.warn({ stateDir, mode: (stat.mode & 0o777).toString(8), owner: stat.uid }, 'state directory is accessible to other users; 0700 is recommended');
+}
+
+/** Names for a message; a uid without one (or an NSS failure) is shown as the number alone. */
+async function userNames(uids: number[]): Promise<(string | undefined)[]> {
+  try {
+    return (await native().lookUpUserNames(uids)).map((name) => (name === null ? undefined : escapeControl(name)));
+  } catch {
+    return uids.map(() => undefined);
+  }
 }
 
 class FileHistoryStore implements HistoryStore {
@@ -235,6 +295,8 @@ class FileHistoryStore implements HistoryStore {
   private nextId = 1;
   /** Newest sighting time known (epoch seconds): the clock expiry uses, never ahead of the wall clock. */
   private newestSeconds = -Infinity;
+  /** Epoch seconds past which a sighting is cut back (maxFutureMs); only recomputed when one goes past it. */
+  private futureLimitSeconds = -Infinity;
 
   private log: FileHandle | undefined;
   private logBytes = 0;
@@ -280,28 +342,56 @@ class FileHistoryStore implements HistoryStore {
       compactionIntervalMs: options.compactionIntervalMs ?? STORE_DEFAULTS.compactionIntervalMs,
       compactionRatio: options.compactionRatio ?? STORE_DEFAULTS.compactionRatio,
       compactionMinBytes: options.compactionMinBytes ?? STORE_DEFAULTS.compactionMinBytes,
+      maxFutureMs: options.maxFutureMs ?? STORE_DEFAULTS.maxFutureMs,
     };
   }
 
   // ---- open ------------------------------------------------------------------------------------
 
   async load(): Promise<void> {
+    await this.loadFile();
+    this.startTimers();
+  }
+
+  private async loadFile(): Promise<void> {
+    const file = this.path;
     let bytes: Buffer | undefined;
+    let fd: number | undefined;
     try {
-      bytes = readFileSync(this.path);
+      // Never through a link planted under the history's name; O_NONBLOCK keeps a planted FIFO from hanging us.
+      fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-        throw new RuntimeFailure(`cannot read the new-terms history ${this.path}: ${describeErrno(err)}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP')
+        return this.startAfresh('symlink', `new-terms history ${file} is a symbolic link (to ${linkTarget(file)}); execsentry never follows links in its state directory`);
+      if (code !== 'ENOENT') throw new RuntimeFailure(`cannot read the new-terms history ${file}: ${describeStateErrno(err)}`);
     }
-    if (bytes === undefined) {
+    if (fd === undefined) {
       if (!this.readOnly) await this.writeSnapshot();
-      this.startTimers();
       return;
     }
+    let planted: string | undefined;
+    try {
+      planted = plantedFileProblem(fstatSync(fd));
+      if (planted === undefined) bytes = readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (bytes === undefined) return this.startAfresh('foreign', `new-terms history ${file} is ${planted}`);
+    // A sighting dated after the machine clock (a clock set ahead then corrected, a replay of future events
+    // into this directory, version 1's 2106 ceiling) would keep its tuple silent until then: cut back here,
+    // and the file rewritten below so that it stays cut back at the next start.
+    let cutBack = 0;
+    let latestCut = -Infinity;
     const result = readLog(bytes, {
       history: (def) => this.defineLoaded(def.id, def.ruleId, def.fields, def.windowSeconds),
-      sighting: (historyId, seconds, key, recordBytes) => {
+      sighting: (historyId, dated, key, recordBytes) => {
         const history = this.byId.get(historyId)!;
+        const seconds = this.readOnly ? dated : this.bounded(dated);
+        if (seconds !== dated) {
+          cutBack++;
+          latestCut = Math.max(latestCut, dated);
+        }
         this.newestSeconds = Math.max(this.newestSeconds, seconds);
         this.put(history, key, seconds - BASE_SECONDS);
         this.sightingBytes += recordBytes;
@@ -311,31 +401,29 @@ class FileHistoryStore implements HistoryStore {
     this.counters.orphanSightings = result.orphanSightings;
     this.counters.damagedRanges = result.damage.length;
     if (result.tornTail) this.counters.tornRecordsDropped = 1;
+    if (cutBack > 0)
+      this.logger.warn(
+        { file, sightings: cutBack },
+        `new-terms history ${file}: ${cutBack} sighting(s) dated after the machine clock (the latest ${new Date(latestCut * 1000).toISOString()}) cut back to ${new Date(this.futureLimitSeconds * 1000).toISOString()}`,
+      );
     const size = bytes.length;
     bytes = undefined;
-    await this.recover(result, size);
-    this.startTimers();
+    await this.recover(result, size, cutBack > 0);
   }
 
-  /** Brings the file to a state new records can be appended to, reporting what was wrong. */
-  private async recover(result: LogReadResult, size: number): Promise<void> {
+  /**
+   * Brings the file to a state new records can be appended to, reporting what was wrong. `rewrite`: memory
+   * holds what the file does not (cut-back times), so it is rewritten even when it reads cleanly.
+   */
+  private async recover(result: LogReadResult, size: number, rewrite: boolean): Promise<void> {
     const file = this.path;
-    if (result.state === 'future') {
-      const message = `new-terms history ${file} was written by a newer execsentry (format version ${result.version}; this one reads up to ${FORMAT_VERSION})`;
-      if (this.readOnly) throw new RuntimeFailure(`${message}; upgrade execsentry to read it`);
-      const aside = this.moveAside(`v${result.version}`);
-      this.logger.error({ file, keptAs: aside }, `${message}; kept it as ${aside} and started with an empty history`);
-      await this.writeSnapshot();
-      return;
-    }
-    if (result.state === 'foreign') {
-      const message = `${file} is not an execsentry new-terms history (unknown header)`;
-      if (this.readOnly) throw new RuntimeFailure(message);
-      const aside = this.moveAside('foreign');
-      this.logger.error({ file, keptAs: aside }, `${message}; kept it as ${aside} and started with an empty history`);
-      await this.writeSnapshot();
-      return;
-    }
+    if (result.state === 'future')
+      return this.startAfresh(
+        `v${result.version}`,
+        `new-terms history ${file} was written by a newer execsentry (format version ${result.version}; this one reads up to ${FORMAT_VERSION})`,
+        'upgrade execsentry to read it',
+      );
+    if (result.state === 'foreign') return this.startAfresh('foreign', `${file} is not an execsentry new-terms history (unknown header)`);
     if (result.state === 'empty') {
       this.logger.warn({ file, bytes: size }, `new-terms history ${file} holds no header (${size} bytes, interrupted creation?); starting with an empty history`);
       if (!this.readOnly) await this.writeSnapshot();
@@ -363,12 +451,30 @@ class FileHistoryStore implements HistoryStore {
       this.logger.warn({ file, offset, bytes }, `new-terms history ${file}: dropped a torn last record at offset ${offset} (${bytes} bytes, an interrupted write)`);
     }
     if (this.readOnly) return;
+    // Version 1 is migrated here, by the same crash-safe rewrite as a compaction (which also drops a torn tail).
+    if (rewrite || result.version < FORMAT_VERSION) {
+      await this.writeSnapshot();
+      if (result.version < FORMAT_VERSION)
+        this.logger.info({ file, version: result.version }, `new-terms history ${file} was in format version ${result.version}; rewrote it as version ${FORMAT_VERSION}`);
+      return;
+    }
     this.log = await openExisting(file);
     if (result.validBytes < size) {
       await this.log.truncate(result.validBytes);
       await this.log.sync();
     }
     this.logBytes = result.validBytes;
+  }
+
+  /**
+   * A file that cannot be used is renamed aside (never read through, changed or deleted) and the store starts
+   * with an empty history; inspecting (read-only) refuses instead, with `readOnlyAdvice` when there is some.
+   */
+  private async startAfresh(reason: string, message: string, readOnlyAdvice?: string): Promise<void> {
+    if (this.readOnly) throw new RuntimeFailure(readOnlyAdvice === undefined ? message : `${message}; ${readOnlyAdvice}`);
+    const aside = this.moveAside(reason);
+    this.logger.error({ file: this.path, keptAs: aside }, `${message}; kept it as ${aside} and started with an empty history`);
+    await this.writeSnapshot();
   }
 
   private moveAside(reason: string): string {
@@ -378,7 +484,7 @@ class FileHistoryStore implements HistoryStore {
     try {
       renameSync(this.path, aside);
     } catch (err) {
-      throw new RuntimeFailure(`cannot set aside the unreadable new-terms history ${this.path}: ${describeErrno(err)}`);
+      throw new RuntimeFailure(`cannot set aside the unreadable new-terms history ${this.path}: ${describeStateErrno(err)}`);
     }
     this.setAside.push(aside);
     return aside;
@@ -389,7 +495,7 @@ class FileHistoryStore implements HistoryStore {
     const flush = setInterval(
       () =>
         void this.flushTouches().catch((err: unknown) =>
-          this.logger.error({ file: this.path, err: describeErrno(err) }, 'writing new-terms last-seen refreshes failed'),
+          this.logger.error({ file: this.path, err: describeStateErrno(err) }, 'writing new-terms last-seen refreshes failed'),
         ),
       this.settings.touchFlushIntervalMs,
     );
@@ -467,7 +573,7 @@ class FileHistoryStore implements HistoryStore {
     let record: Buffer;
     try {
       const key = this.keyOf(state, tuple);
-      const seconds = toSeconds(atMs);
+      const seconds = this.bounded(toSeconds(atMs));
       const relative = seconds - BASE_SECONDS;
       const old = state.entries.get(key);
       // Encoded first: a tuple that cannot be written (over the record size limit) is not remembered either.
@@ -490,13 +596,22 @@ class FileHistoryStore implements HistoryStore {
   private touch(state: HistoryState, tuple: readonly string[], atMs: number): void {
     if (this.readOnly || this.closing) throw new Error(`new-terms history ${this.path} is ${this.readOnly ? 'open read-only' : 'closed'}`);
     const key = this.keyOf(state, tuple);
-    const seconds = toSeconds(atMs);
+    const seconds = this.bounded(toSeconds(atMs));
     if (seconds > this.newestSeconds) this.newestSeconds = seconds;
     const relative = seconds - BASE_SECONDS;
     const old = state.entries.get(key);
     if (old !== undefined && relative <= old) return;
     this.put(state, key, relative);
     state.dirty.add(key);
+  }
+
+  /** `seconds`, or the machine clock plus maxFutureMs when it is later than that. */
+  private bounded(seconds: number): number {
+    if (seconds <= this.futureLimitSeconds) return seconds;
+    // A limit computed earlier is at most today's (a clock stepped back leaves it that step too high), so it
+    // needs recomputing only when a sighting passes it: no clock read per sighting on the hot path.
+    this.futureLimitSeconds = Math.floor((Date.now() + this.settings.maxFutureMs) / 1000);
+    return Math.min(seconds, this.futureLimitSeconds);
   }
 
   /** Sets last-seen to the later of old and new; a change moves the tuple to the recent end. */
@@ -570,8 +685,8 @@ class FileHistoryStore implements HistoryStore {
       // Cut what a failed write may have left, and keep the records for the next commit.
       await log?.truncate(this.logBytes).catch(() => undefined);
       this.pending = buffers.concat(this.pending);
-      const failure = new RuntimeFailure(`writing the new-terms history ${this.path} failed: ${describeErrno(err)}`);
-      this.logger.error({ file: this.path, records: buffers.length, err: describeErrno(err) }, failure.message);
+      const failure = new RuntimeFailure(`writing the new-terms history ${this.path} failed: ${describeStateErrno(err)}`);
+      this.logger.error({ file: this.path, records: buffers.length, err: describeStateErrno(err) }, failure.message);
       for (const waiter of waiters) waiter.reject(failure);
       return;
     }
@@ -641,7 +756,7 @@ class FileHistoryStore implements HistoryStore {
   private compactInBackground(reason: string): void {
     if (this.compaction !== undefined || this.closing) return;
     this.compact().catch((err: unknown) =>
-      this.logger.error({ file: this.path, reason, err: describeErrno(err) }, `compacting the new-terms history failed: ${describeErrno(err)}`),
+      this.logger.error({ file: this.path, reason, err: describeStateErrno(err) }, `compacting the new-terms history failed: ${describeStateErrno(err)}`),
     );
   }
 
@@ -667,7 +782,8 @@ class FileHistoryStore implements HistoryStore {
     const temporary = `${this.path}.tmp`;
     // A leftover of a crash during compaction: start over with a fresh file (and a fresh 0600 mode).
     await rm(temporary, { force: true });
-    const out = await open(temporary, 'w', 0o600);
+    // Exclusive: whatever appears under the name after the rm (a planted link) makes this fail, not write through it.
+    const out = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     this.tail = [];
     let position = 0;
     try {
@@ -826,9 +942,16 @@ class FileHistoryStore implements HistoryStore {
 }
 
 async function openExisting(file: string): Promise<FileHandle> {
-  const handle = await open(file, 'r+');
-  const stat = await handle.stat();
-  if ((stat.mode & 0o777) !== 0o600) chmodSync(file, 0o600);
+  const handle = await open(file, constants.O_RDWR | constants.O_NOFOLLOW);
+  try {
+    const stat = await handle.stat();
+    const planted = plantedFileProblem(stat);
+    if (planted !== undefined) throw new RuntimeFailure(`new-terms history ${file} is ${planted} (it was not when read a moment ago)`);
+    if ((stat.mode & 0o777) !== 0o600) await handle.chmod(0o600);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   return handle;
 }
 

@@ -1,6 +1,8 @@
-import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readlinkSync, readSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeFailure } from '../errors.js';
+import { describeErrno } from '../io/files.js';
+import { escapeControl } from '../log.js';
 import { native } from '../native.js';
 
 export const LOCK_FILE_NAME = 'execsentry.lock';
@@ -26,18 +28,26 @@ export class StateDirLock {
     let fd: number;
     let writable = true;
     try {
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      fd = openLockFile(path, constants.O_RDWR | constants.O_CREAT);
     } catch (err) {
+      if (err instanceof RuntimeFailure) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      if (!readOnly) throw new RuntimeFailure(`cannot create the lock file ${path}: ${describeErrno(err)}`);
+      if (!readOnly) throw new RuntimeFailure(`cannot create the lock file ${path}: ${describeStateErrno(err)}`);
       if (code === 'ENOENT') return new StateDirLock(undefined, false);
       writable = false;
       try {
-        fd = openSync(path, constants.O_RDONLY);
+        fd = openLockFile(path, constants.O_RDONLY);
       } catch (inner) {
+        if (inner instanceof RuntimeFailure) throw inner;
         if ((inner as NodeJS.ErrnoException).code === 'ENOENT') return new StateDirLock(undefined, false);
-        throw new RuntimeFailure(`cannot open the lock file ${path}: ${describeErrno(inner)}`);
+        throw new RuntimeFailure(`cannot open the lock file ${path}: ${describeStateErrno(inner)}`);
       }
+    }
+    // We truncate and write this file: a hard link planted under its name would make that someone else's file.
+    const planted = plantedFileProblem(fstatSync(fd));
+    if (planted !== undefined) {
+      closeSync(fd);
+      throw new RuntimeFailure(`the lock file ${escapeControl(path)} is ${planted}: remove it and find out who put it there`);
     }
     let taken: boolean;
     try {
@@ -47,7 +57,7 @@ export class StateDirLock {
       throw new RuntimeFailure(`cannot lock ${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (!taken) {
-      const holder = readHolder(path);
+      const holder = readHolder(fd);
       closeSync(fd);
       throw new RuntimeFailure(
         `the state directory ${stateDir} is in use by another execsentry (${holder === undefined ? 'pid not yet written' : `pid ${holder}`}) holding ${path}; stop it first or use another --state-dir`,
@@ -73,31 +83,52 @@ export class StateDirLock {
   }
 }
 
-function readHolder(path: string): number | undefined {
+/**
+ * Opens without following a link planted under the lock's name: as root, truncating and writing through
+ * one would wipe any file on the host. O_NONBLOCK keeps a FIFO planted there from hanging the open.
+ */
+function openLockFile(path: string, flags: number): number {
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return openSync(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new RuntimeFailure(
+        `the lock file ${escapeControl(path)} is a symbolic link (to ${linkTarget(path)}); execsentry never follows links in its state directory: remove it and find out who put it there`,
+      );
+    throw err;
+  }
+}
+
+function readHolder(fd: number): number | undefined {
+  try {
+    const buf = Buffer.alloc(32);
+    const read = readSync(fd, buf, 0, buf.length, 0);
+    const pid = Number.parseInt(buf.toString('utf8', 0, read).trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function describeErrno(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'EROFS'
-        ? 'the file system is read-only'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'permission denied'
-          : code === 'ENOSPC'
-            ? 'no space left on the device'
-            : code === 'ENOTDIR'
-              ? 'a path component is not a directory'
-              : code === 'ENOENT'
-                ? 'no such file or directory'
-                : err.message;
-    return code === undefined ? reason : `${reason} (${code})`;
+/** Where a link found in the state directory points, for a message (escaped: whoever planted it chose it). */
+export function linkTarget(path: string): string {
+  try {
+    return escapeControl(readlinkSync(path));
+  } catch (err) {
+    return `unreadable: ${describeErrno(err)}`;
   }
-  return String(err);
+}
+
+/** Why a file opened in the state directory is not one execsentry may write, or undefined when it is. */
+export function plantedFileProblem(stat: Stats): string | undefined {
+  if (!stat.isFile()) return 'not a regular file';
+  if (stat.nlink > 1) return `a hard link (one of ${stat.nlink} names of the same file)`;
+  return undefined;
+}
+
+/** describeErrno, with the state directory's meaning of ELOOP: O_NOFOLLOW met a link. */
+export function describeStateErrno(err: unknown): string {
+  if ((err as NodeJS.ErrnoException | undefined)?.code === 'ELOOP')
+    return 'a symbolic link where a file belongs (execsentry does not follow links in its state directory) (ELOOP)';
+  return describeErrno(err);
 }

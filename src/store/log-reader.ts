@@ -1,14 +1,17 @@
+import { scanRecords, type DamagedRange, type RecordFraming } from '../io/record-scan.js';
 import { crc32c } from './crc32c.js';
 import {
   FILE_HEADER_BYTES,
   FILE_MAGIC,
   FORMAT_VERSION,
+  MAX_DATE_SECONDS,
   MAX_PAYLOAD_BYTES,
   MalformedRecordError,
   PayloadReader,
   RECORD_HEADER_BYTES,
   RECORD_HISTORY,
   RECORD_SIGHTING,
+  RECORD_SIGHTING_U32,
   encodeFileHeader,
   tupleKey,
   type HistoryDefinition,
@@ -21,12 +24,7 @@ export interface LogSink {
   sighting(historyId: number, lastSeenSeconds: number, key: string, recordBytes: number): void;
 }
 
-/** A byte range that could not be read: reported with its offset, never silently skipped. */
-export interface DamagedRange {
-  offset: number;
-  bytes: number;
-  reason: string;
-}
+export type { DamagedRange };
 
 export interface LogReadResult {
   /**
@@ -54,9 +52,10 @@ export interface LogReadResult {
 export function readLog(buf: Buffer, sink: LogSink): LogReadResult {
   const result: LogReadResult = { state: 'ok', version: FORMAT_VERSION, records: 0, validBytes: 0, damage: [], orphanSightings: 0 };
   if (buf.length < FILE_HEADER_BYTES) {
-    // An interrupted creation leaves a prefix of a header; anything else is not ours.
-    const expected = encodeFileHeader();
-    const prefixOfHeader = buf.equals(expected.subarray(0, buf.length));
+    // An interrupted creation leaves a prefix of a header (of any version we know); anything else is not ours.
+    let prefixOfHeader = false;
+    for (let version = 1; version <= FORMAT_VERSION && !prefixOfHeader; version++)
+      prefixOfHeader = buf.equals(encodeFileHeader(version).subarray(0, buf.length));
     result.state = prefixOfHeader ? 'empty' : 'foreign';
     return result;
   }
@@ -67,7 +66,7 @@ export function readLog(buf: Buffer, sink: LogSink): LogReadResult {
   const headerIntact = buf.readUInt32LE(12) === crc32c(buf, 0, 12);
   result.version = buf.readUInt32LE(8);
   if (!headerIntact) {
-    // The magic is ours; read the records as the current format and report the header.
+    // The magic is ours, and records say by their kind which version wrote them: read them, report the header.
     result.damage.push({ offset: 0, bytes: FILE_HEADER_BYTES, reason: 'file header checksum mismatch' });
     result.version = FORMAT_VERSION;
   } else if (result.version > FORMAT_VERSION) {
@@ -75,33 +74,19 @@ export function readLog(buf: Buffer, sink: LogSink): LogReadResult {
     return result;
   }
   const arities = new Map<number, number>();
-  let offset = FILE_HEADER_BYTES;
-  result.validBytes = offset;
-  while (offset < buf.length) {
-    const end = validRecordEnd(buf, offset);
-    if (end > 0) {
-      try {
-        applyRecord(buf, offset, end, arities, sink, result);
-        result.records++;
-        offset = end;
-        result.validBytes = end;
-        continue;
-      } catch (err) {
-        if (!(err instanceof MalformedRecordError)) throw err;
-        const next = findNextRecord(buf, offset + 1);
-        result.damage.push({ offset, bytes: next - offset, reason: `record does not parse: ${err.message}` });
-        offset = next;
-        continue;
-      }
+  const scan = scanRecords(buf, FILE_HEADER_BYTES, HISTORY_FRAMING, (offset, end) => {
+    try {
+      applyRecord(buf, offset, end, arities, sink, result);
+    } catch (err) {
+      if (!(err instanceof MalformedRecordError)) throw err;
+      return `record does not parse: ${err.message}`;
     }
-    const next = findNextRecord(buf, offset + 1);
-    if (next === buf.length && looksLikeInterruptedAppend(buf, offset)) {
-      result.tornTail = { offset, bytes: buf.length - offset };
-      break;
-    }
-    result.damage.push({ offset, bytes: next - offset, reason: describeBadRecord(buf, offset) });
-    offset = next;
-  }
+    result.records++;
+    return undefined;
+  });
+  result.validBytes = scan.validBytes;
+  result.damage = result.damage.concat(scan.damage);
+  if (scan.tornTail !== undefined) result.tornTail = scan.tornTail;
   return result;
 }
 
@@ -113,13 +98,8 @@ function validRecordEnd(buf: Buffer, offset: number): number {
   const end = offset + RECORD_HEADER_BYTES + length;
   if (end > buf.length) return 0;
   const kind = buf[offset + RECORD_HEADER_BYTES];
-  if (kind !== RECORD_HISTORY && kind !== RECORD_SIGHTING) return 0;
+  if (kind !== RECORD_HISTORY && kind !== RECORD_SIGHTING && kind !== RECORD_SIGHTING_U32) return 0;
   return crc32c(buf, offset + 4, end) === buf.readUInt32LE(offset) ? end : 0;
-}
-
-function findNextRecord(buf: Buffer, from: number): number {
-  for (let at = from; at + RECORD_HEADER_BYTES < buf.length; at++) if (validRecordEnd(buf, at) > 0) return at;
-  return buf.length;
 }
 
 function looksLikeInterruptedAppend(buf: Buffer, offset: number): boolean {
@@ -137,6 +117,8 @@ function describeBadRecord(buf: Buffer, offset: number): string {
   if (offset + RECORD_HEADER_BYTES + length > buf.length) return `record length ${length} runs past the end of the file`;
   return 'checksum mismatch';
 }
+
+const HISTORY_FRAMING: RecordFraming = { recordEnd: validRecordEnd, describeBadRecord, isTornTail: looksLikeInterruptedAppend };
 
 function applyRecord(
   buf: Buffer,
@@ -164,7 +146,8 @@ function applyRecord(
     return;
   }
   const historyId = reader.varint();
-  const seconds = reader.u32();
+  const seconds = kind === RECORD_SIGHTING ? reader.signedVarint() : reader.u32();
+  if (Math.abs(seconds) > MAX_DATE_SECONDS) throw new MalformedRecordError(`last-seen ${seconds} s is no JavaScript date`);
   const arity = arities.get(historyId);
   if (arity === undefined) {
     result.orphanSightings++;

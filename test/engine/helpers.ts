@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -121,7 +121,7 @@ export async function replay(
   const store = await openHistoryStore({ stateDir: options.stateDir ?? join(dir, 'state'), maxTuplesPerRule: 1000, logger });
   const alerts: Alert[] = [];
   try {
-    await replayEvents({ rules, store, logger, eventsFile, emit: (alert) => alerts.push(alert) });
+    await replayEvents({ rules, store, logger, eventsName: eventsFile, events: createReadStream(eventsFile), emit: (alert) => alerts.push(alert) });
   } finally {
     await store.close();
   }

@@ -89,7 +89,7 @@ describe('execsentry kql', () => {
   it('names a file it cannot read (exit 2)', () => {
     const run = kql(['a:b', join(dir, 'missing.ndjson')]);
     expect(run.status).toBe(2);
-    expect(text(run.stderr)).toBe(`execsentry: cannot read ${join(dir, 'missing.ndjson')}: ENOENT\n`);
+    expect(text(run.stderr)).toBe(`execsentry: cannot read ${join(dir, 'missing.ndjson')}: no such file or directory (ENOENT)\n`);
   });
 
   it('runs the built-in rule over realistic events', () => {

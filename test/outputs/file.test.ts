@@ -88,7 +88,7 @@ describe('output settings', () => {
     ['file://relative/alerts.ndjson', {}, /file:\/\/\/absolute/],
     ['stdout', { gzip: true }, /"gzip" does not apply to stdout/],
     ['syslog+udp://127.0.0.1:514', { caFile: '/x' }, /"caFile" does not apply to syslog\+udp outputs \(they take batchSize/],
-    ['https://127.0.0.1:9/', { caFile: '/nonexistent/ca.pem' }, /caFile "\/nonexistent\/ca.pem": ENOENT/],
+    ['https://127.0.0.1:9/', { caFile: '/nonexistent/ca.pem' }, /caFile "\/nonexistent\/ca.pem": no such file or directory \(ENOENT\)/],
     ['https://127.0.0.1:9/', { certFile: '/x' }, /certFile and keyFile go together/],
     ['elasticsearch://127.0.0.1', { apiKey: 'k', username: 'u' }, /either an API key or a username/],
     ['syslog://relative', {}, /syslog:\/\/\/path/],

@@ -138,13 +138,13 @@ describe('execsentry rules test', () => {
     const run = execsentry('rules', 'test', '--rules', 'rules', '--events', join(dir, 'events.ndjson'));
     expect(run.status).toBe(2);
     expect(run.stdout.trimEnd().split('\n')).toHaveLength(1);
-    expect(run.stderr).toBe(`execsentry: ${join(dir, 'events.ndjson')}:3: @timestamp: not an ISO 8601 date: "yesterday"\n`);
+    expect(run.stderr).toBe(`execsentry: ${join(dir, 'events.ndjson')}:3: @timestamp: not a date (strict ISO 8601 or epoch milliseconds): "yesterday"\n`);
   });
 
-  it('a missing events file is a runtime failure with one line', () => {
+  it('a missing events file is an input error (exit 2) with one line', () => {
     const run = execsentry('rules', 'test', '--rules', 'rules', '--events', '/nonexistent/events.ndjson');
-    expect(run.status).toBe(1);
-    expect(run.stderr).toBe('execsentry: /nonexistent/events.ndjson: cannot read: ENOENT\n');
+    expect(run.status).toBe(2);
+    expect(run.stderr).toBe('execsentry: cannot read /nonexistent/events.ndjson: no such file or directory (ENOENT)\n');
   });
 });
 

@@ -337,7 +337,7 @@ describe('rule errors: one line naming file, line, rule, key and why', () => {
 
   it('a missing path, an empty directory, a file that is not a rule file', async () => {
     const dir = ruleTree({ 'empty/.keep': '', 'rule.yaml': 'name: x' });
-    expect(await refusal([join(dir, 'nope')])).toBe(`${join(dir, 'nope')}: cannot read: ENOENT`);
+    expect(await refusal([join(dir, 'nope')])).toBe(`${join(dir, 'nope')}: cannot read: no such file or directory (ENOENT)`);
     expect(await refusal([join(dir, 'empty')])).toBe(`${join(dir, 'empty')}: no rules found (rule files end in .toml, .ndjson, .json)`);
     expect(await refusal([join(dir, 'rule.yaml')])).toBe(`${join(dir, 'rule.yaml')}: not a rule file: the name must end in .toml, .ndjson, .json`);
   });

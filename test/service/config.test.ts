@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, environmentOverrides, formatKeyPath, jsonErrorOffset, loadConfig } from '../../src/config.js';
+import { configFromCommandLine } from '../../src/commands/run.js';
 import { ValidationError } from '../../src/errors.js';
 
 let dir: string;
@@ -89,7 +90,7 @@ describe('config file: every bad value names the file, the key, the value and th
 
   it('a missing file is refused with the reason', () => {
     const file = join(dir, 'nope.json');
-    expect(refusal(() => loadConfig({ configFile: file, env: {} }))).toBe(`config ${file}: cannot read it: no such file (ENOENT)`);
+    expect(refusal(() => loadConfig({ configFile: file, env: {} }))).toBe(`config ${file}: cannot read it: no such file or directory (ENOENT)`);
   });
 
   it('control characters in a bad value cannot break the line', () => {
@@ -227,6 +228,24 @@ describe('EXECSENTRY_* environment overrides', () => {
   });
 });
 
+describe('allowInsecureStateDir', () => {
+  it('is off unless the file, EXECSENTRY_ALLOW_INSECURE_STATE_DIR or run --allow-insecure-state-dir turns it on', () => {
+    expect(loadConfig({ env: {} }).config.allowInsecureStateDir).toBe(false);
+    expect(loadConfig({ configFile: configFile({ allowInsecureStateDir: true }), env: {} }).config.allowInsecureStateDir).toBe(true);
+    expect(loadConfig({ env: { EXECSENTRY_ALLOW_INSECURE_STATE_DIR: 'yes' } }).config.allowInsecureStateDir).toBe(true);
+    expect(configFromCommandLine({ allowInsecureStateDir: true }).config.allowInsecureStateDir).toBe(true);
+    expect(configFromCommandLine({ stateDir: '/srv/es' }).config.allowInsecureStateDir).toBe(false);
+  });
+
+  it('takes only booleans', () => {
+    const file = configFile({ allowInsecureStateDir: 'yes' });
+    expect(refusal(() => loadConfig({ configFile: file, env: {} }))).toBe(`config ${file}: allowInsecureStateDir = "yes": expected a boolean`);
+    expect(refusal(() => loadConfig({ env: { EXECSENTRY_ALLOW_INSECURE_STATE_DIR: 'sure' } }))).toContain(
+      'environment EXECSENTRY_ALLOW_INSECURE_STATE_DIR="sure": expected true or false',
+    );
+  });
+});
+
 describe('secrets from files and systemd credentials', () => {
   it('apiKeyFile and passwordFile are read into apiKey and password (one trailing newline dropped)', () => {
     const key = secretFile('aWQ6a2V5\n');
@@ -274,7 +293,7 @@ describe('secrets from files and systemd credentials', () => {
     const missing = join(dir, 'no-such-secret');
     let file = configFile({ outputs: [{ url: 'https://127.0.0.1', apiKeyFile: missing }] });
     expect(refusal(() => loadConfig({ configFile: file, env: {} }))).toBe(
-      `config ${file}: outputs[0].apiKeyFile = ${JSON.stringify(missing)}: cannot read the secret: no such file (ENOENT)`,
+      `config ${file}: outputs[0].apiKeyFile = ${JSON.stringify(missing)}: cannot read the secret: no such file or directory (ENOENT)`,
     );
     const empty = secretFile('\n');
     file = configFile({ outputs: [{ url: 'https://127.0.0.1', passwordFile: empty }] });

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/store/crc32c.js';
@@ -74,7 +76,8 @@ describe('records', () => {
         fc.array(trickyString, { minLength: 1, maxLength: 3 }),
         fc.array(fc.array(trickyString, { minLength: 3, maxLength: 3 }), { maxLength: 8 }),
         fc.integer({ min: 1, max: 2 ** 40 }),
-        fc.integer({ min: 0, max: 0xffffffff }),
+        // every JavaScript date, in whole seconds
+        fc.integer({ min: -8.64e12, max: 8.64e12 }),
         (ruleId, fields, values, windowSeconds, seconds) => {
           const tuples = values.map((v) => v.slice(0, fields.length));
           const records = [
@@ -93,16 +96,42 @@ describe('records', () => {
     );
   });
 
-  it('spend about 55 bytes on a 40-byte path', () => {
+  it('spend about 56 bytes on a 40-byte path', () => {
     const path = '/usr/lib/x86_64-linux-gnu/libexec/tool-1';
     expect(path).toHaveLength(40);
-    expect(encodeSightingRecord(1, 1_700_000_000, path, 1).length).toBe(8 + 1 + 1 + 4 + 1 + 40);
+    // frame, kind, history id, last-seen (5 bytes from 1974 to 2514), string length, string
+    expect(encodeSightingRecord(1, 1_700_000_000, path, 1).length).toBe(8 + 1 + 1 + 5 + 1 + 40);
+  });
+
+  it('take a last-seen outside the JavaScript date range for damage', () => {
+    const buf = Buffer.concat([
+      encodeFileHeader(),
+      encodeHistoryRecord({ id: 1, ruleId: 'r', fields: ['f'], windowSeconds: 60 }),
+      encodeSightingRecord(1, 8.64e12 + 1, '/x', 1),
+      encodeSightingRecord(1, -8.64e12, '/y', 1),
+    ]);
+    const { result, sightings } = decodeAll(buf);
+    expect(result.damage.map((d) => d.reason)).toEqual(['record does not parse: last-seen 8640000000001 s is no JavaScript date']);
+    expect(sightings.map((s) => s.key)).toEqual(['/y']);
+  });
+
+  it('read the sightings of format version 1 (u32 seconds) too', () => {
+    const { result, histories, sightings } = decodeAll(readFileSync(fileURLToPath(new URL('./fixtures/new-terms-history-v1.log', import.meta.url))));
+    expect(result).toMatchObject({ state: 'ok', version: 1, damage: [], records: 7 });
+    expect(histories.map((h) => h.ruleId)).toEqual(['rule-a', 'rule-b']);
+    expect(sightings.map((s) => [s.key, s.seconds])).toEqual([
+      ['/usr/bin/bash', 1_767_225_600],
+      ['/tmp/evil\n\u001b[2J\ud800', 1_767_225_601],
+      ['/opt/future', 0xffffffff],
+      [tupleKey(['/bin/sh', 'daemon']), 1_767_225_602],
+      ['/usr/bin/bash', 1_767_312_000],
+    ]);
   });
 
   it('have a header that names the format version', () => {
     const header = encodeFileHeader();
     expect(header).toHaveLength(FILE_HEADER_BYTES);
     expect(header.subarray(0, 8).toString('latin1')).toBe('ESNTHIST');
-    expect(header.readUInt32LE(8)).toBe(1);
+    expect(header.readUInt32LE(8)).toBe(2);
   });
 });

@@ -159,7 +159,7 @@ describe('files that are not a readable history', () => {
 
     const { logger } = capturingLogger();
     await expect(openHistoryStore({ stateDir: dir, maxTuplesPerRule: 10, logger, readOnly: true })).rejects.toThrow(
-      /was written by a newer execsentry \(format version 7; this one reads up to 1\); upgrade execsentry to read it/,
+      /was written by a newer execsentry \(format version 7; this one reads up to 2\); upgrade execsentry to read it/,
     );
 
     const { store, records } = await openTestStore(dir);

@@ -1,0 +1,77 @@
+import type { ProcessEvent } from '../ecs/types.js';
+import type { DetectionEngine } from './index.js';
+
+/**
+ * How long evaluation may hold the event loop at a time. Past it the rest of the batch waits for the next
+ * turn (setImmediate), so timers, the status socket, SIGTERM and output I/O keep being served even when an
+ * event flood meets an expensive rule set.
+ */
+export const EVALUATION_SLICE_MS = 50;
+
+/**
+ * Events waiting for their turn, at most. Beyond it evaluation no longer yields: the sensor's callback
+ * then returns only when its batch is evaluated, the reader thread stops reading once its own queue is
+ * full, and the kernel's losses are counted by the sensor (overruns) — memory stays bounded, and the loss
+ * shows in the counters instead of in a growing queue.
+ */
+export const MAX_EVALUATION_BACKLOG = 16_384;
+
+export interface EvaluationQueueStats {
+  /** Events waiting for evaluation now. */
+  backlog: number;
+  /** The most that ever waited. */
+  peakBacklog: number;
+  /** Times evaluation gave the event loop back mid-batch. */
+  yields: number;
+}
+
+/** The live agent's events, evaluated in arrival order, in slices of at most EVALUATION_SLICE_MS. */
+export class EvaluationQueue {
+  private waiting: ProcessEvent[] = [];
+  private next = 0;
+  private resumeScheduled = false;
+  private peakBacklog = 0;
+  private yields = 0;
+
+  constructor(private readonly engine: DetectionEngine) {}
+
+  push(events: readonly ProcessEvent[]): void {
+    for (const event of events) this.waiting.push(event);
+    const backlog = this.waiting.length - this.next;
+    if (backlog > this.peakBacklog) this.peakBacklog = backlog;
+    if (!this.resumeScheduled) this.run();
+  }
+
+  /** Evaluates everything still waiting, without yielding (at stop, after the sensor stopped). */
+  finish(): void {
+    while (this.next < this.waiting.length) this.engine.evaluate(this.waiting[this.next++]!, Date.now());
+    this.reset();
+  }
+
+  stats(): EvaluationQueueStats {
+    return { backlog: this.waiting.length - this.next, peakBacklog: this.peakBacklog, yields: this.yields };
+  }
+
+  private run(): void {
+    const startedMs = performance.now();
+    while (this.next < this.waiting.length) {
+      this.engine.evaluate(this.waiting[this.next++]!, Date.now());
+      const backlog = this.waiting.length - this.next;
+      if (backlog > 0 && backlog <= MAX_EVALUATION_BACKLOG && performance.now() - startedMs > EVALUATION_SLICE_MS) {
+        this.yields += 1;
+        this.resumeScheduled = true;
+        setImmediate(() => {
+          this.resumeScheduled = false;
+          this.run();
+        });
+        return;
+      }
+    }
+    this.reset();
+  }
+
+  private reset(): void {
+    this.waiting = [];
+    this.next = 0;
+  }
+}

@@ -1,0 +1,175 @@
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+
+/**
+ * Reading files an administrator names (config, rules, secrets, CA bundles) and files of documents a user
+ * hands to a command, without letting the file's kind or size hang or exhaust the agent.
+ *
+ * Every open is non-blocking: opening a FIFO for reading would otherwise wait for a writer forever (a
+ * `rules.d/x.toml` FIFO hung start-up and SIGHUP reload), and O_NOCTTY keeps a terminal device from
+ * becoming the agent's controlling terminal. The kind is then checked on the open descriptor (fstat), so
+ * nothing can be swapped in between the check and the read.
+ */
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+
+/** Why a file could not be read, as the words that follow "cannot read PATH: ". */
+export class UnreadableFile extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(reason);
+    this.name = 'UnreadableFile';
+  }
+}
+
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a path component is not a directory',
+  ELOOP: 'too many symbolic links',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  // open(2) on a Unix socket
+  ENXIO: 'not a regular file (a socket)',
+};
+
+/**
+ * An errno failure in words, with the code kept for those who search for it: "no such file or directory
+ * (ENOENT)". Node's own message for other codes names the call and the path already.
+ */
+export function describeErrno(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== undefined && ERRNO_WORDS[code] !== undefined) return `${ERRNO_WORDS[code]} (${code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function refuseKind(path: string, stats: Stats): UnreadableFile | undefined {
+  if (stats.isFile()) return undefined;
+  return new UnreadableFile(path, stats.isDirectory() ? 'it is a directory (EISDIR)' : `not a regular file (${kindOf(stats)})`);
+}
+
+/**
+ * A file's content as it is read, refused as soon as it passes the limit: the size is enforced on what is
+ * read, not on what fstat says, so a file that grows while it is read (or a /proc file, which reports 0)
+ * cannot get past it.
+ */
+class BoundedContent {
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Room for the next read: one byte more than the limit allows in all, so that going over shows. */
+  nextBuffer(): Buffer {
+    return Buffer.allocUnsafe(Math.min(64 * KiB, this.maxBytes + 1 - this.total));
+  }
+
+  /** Takes what a read put in `buffer`; false at the end of the file. */
+  add(buffer: Buffer, read: number): boolean {
+    if (read === 0) return false;
+    this.chunks.push(buffer.subarray(0, read));
+    this.total += read;
+    if (this.total > this.maxBytes) throw new UnreadableFile(this.path, `larger than ${formatBytes(this.maxBytes)}, the limit for this kind of file`);
+    return true;
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.total);
+  }
+}
+
+/** 1048576 → "1 MiB" */
+export function formatBytes(bytes: number): string {
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB} MiB`;
+  if (bytes >= KiB && bytes % KiB === 0) return `${bytes / KiB} KiB`;
+  return `${bytes} bytes`;
+}
+
+/** The whole content of a regular file of at most `maxBytes`, or an UnreadableFile. */
+export function readRegularFileSync(path: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (err) {
+    throw new UnreadableFile(path, describeErrno(err));
+  }
+  try {
+    const refused = refuseKind(path, fstatSync(fd));
+    if (refused !== undefined) throw refused;
+    const content = new BoundedContent(path, maxBytes);
+    for (let buffer = content.nextBuffer(); content.add(buffer, readSync(fd, buffer, 0, buffer.length, null)); buffer = content.nextBuffer());
+    return content.bytes();
+  } catch (err) {
+    if (err instanceof UnreadableFile) throw err;
+    throw new UnreadableFile(path, describeErrno(err));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readRegularFileSync without blocking the event loop (rule files are read while the agent runs, on SIGHUP). */
+export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, OPEN_FLAGS);
+  } catch (err) {
+    throw new UnreadableFile(path, describeErrno(err));
+  }
+  try {
+    const refused = refuseKind(path, await handle.stat());
+    if (refused !== undefined) throw refused;
+    const content = new BoundedContent(path, maxBytes);
+    for (let buffer = content.nextBuffer(); content.add(buffer, (await handle.read(buffer, 0, buffer.length, null)).bytesRead); buffer = content.nextBuffer());
+    return content.bytes();
+  } catch (err) {
+    if (err instanceof UnreadableFile) throw err;
+    throw new UnreadableFile(path, describeErrno(err));
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A stream of a file of documents (`kql FILE`, `rules test --events FILE`), or stdin for "-". Unlike the
+ * files above, a FIFO or a device is welcome here (`--events <(…)`, a named pipe, /dev/stdin): the stream
+ * waits for a writer and for data as a reader of a pipe does. A directory or a file that cannot be opened
+ * is refused before any reading starts.
+ */
+export async function openDocumentStream(path: string): Promise<Readable> {
+  if (path === '-') return process.stdin;
+  let stats: Stats;
+  try {
+    stats = await stat(path);
+  } catch (err) {
+    throw new UnreadableFile(path, describeErrno(err));
+  }
+  if (stats.isDirectory()) throw new UnreadableFile(path, 'it is a directory (EISDIR)');
+  const stream = createReadStream(path);
+  // A pipe's open waits for its writer, on libuv's thread pool; only a regular file's open is awaited here.
+  if (!stats.isFile()) return stream;
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (err) => reject(new UnreadableFile(path, describeErrno(err))));
+  });
+  return stream;
+}
