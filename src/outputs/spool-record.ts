@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import type { RecordFraming } from '../io/record-scan.js';
 
 /**
  * One spool record: `u32 body length | u32 CRC-32 of body | body`, body = `u16 key length | key (UTF-8) |
@@ -47,10 +48,21 @@ export function parseRecord(buffer: Buffer, offset: number): ParseOutcome {
   };
 }
 
-/** The offset of the first valid record at or after `from`, scanning byte by byte; undefined if none. */
-export function findRecordAfter(buffer: Buffer, from: number): number | undefined {
-  for (let offset = from; offset + HEADER_BYTES <= buffer.length; offset++) {
-    if (parseRecord(buffer, offset).kind === 'record') return offset;
-  }
-  return undefined;
+/**
+ * The spool's records for scanRecords. A crash can tear only the append in progress, so an unreadable end
+ * is a torn tail only in the segment appends went to last (`lastAppended`); anywhere else it is damage.
+ */
+export function spoolFraming(lastAppended: boolean): RecordFraming {
+  return {
+    recordEnd(buffer, offset) {
+      const parsed = parseRecord(buffer, offset);
+      return parsed.kind === 'record' ? parsed.next : 0;
+    },
+    describeBadRecord(buffer, offset) {
+      const parsed = parseRecord(buffer, offset);
+      if (parsed.kind === 'corrupt') return parsed.reason;
+      return buffer.length - offset < HEADER_BYTES ? 'record header cut short' : 'record length runs past the end of the file';
+    },
+    isTornTail: () => lastAppended,
+  };
 }

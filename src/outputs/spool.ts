@@ -1,8 +1,9 @@
-import { close as closeFd, constants as fsConstants, fdatasync as fdatasyncCallback, ftruncate as ftruncateCallback, open as openCallback } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { close as closeFd, constants as fsConstants, fdatasync as fdatasyncCallback, ftruncate as ftruncateCallback, open as openCallback, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { HEADER_BYTES, encodeRecord, findRecordAfter, parseRecord } from './spool-record.js';
+import { scanRecords, type DamagedRange } from '../io/record-scan.js';
+import { HEADER_BYTES, encodeRecord, parseRecord, spoolFraming } from './spool-record.js';
 import { errorText } from './types.js';
 import { writeAllToFd } from './write-queue.js';
 
@@ -17,10 +18,19 @@ import { writeAllToFd } from './write-queue.js';
  * Appends are group-committed: every append that arrives while one write+fdatasync runs goes into the
  * next one, so the fsync cost is shared. The spool is bounded: when an append would pass `maxBytes`, the
  * oldest whole segment is deleted and its undelivered records counted as dropped.
+ *
+ * Recovery errs towards sending again: a state.json that cannot be trusted means delivering from the
+ * oldest segment, and damaged bytes in a segment are skipped, never the records after them. The agent may
+ * run as root, and reads past permissions (CAP_DAC_READ_SEARCH), so no spool file is opened through a
+ * symbolic link and every new one is created exclusively.
  */
 
 const STATE_FILE = 'state.json';
 const SEGMENT_SUFFIX = '.seg';
+const SEGMENT_NAME = /^\d{16}\.seg$/;
+const { O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY } = fsConstants;
+/** A new file: never through a planted link, never into a file something else put there first. */
+const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 /** How often the acknowledged position is persisted; a crash resends at most this much (by id, so no duplicates in Elasticsearch). */
 const STATE_WRITE_INTERVAL_MS = 200;
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -56,9 +66,20 @@ interface Segment {
   id: number;
   /** bytes committed (written and fsynced) */
   size: number;
-  /** records committed */
+  /** records committed, not counting those lost to damage */
   records: number;
+  /** damaged byte ranges, which the reader steps over */
+  holes: DamagedRange[];
   deleted: boolean;
+}
+
+/** What recovery learnt about one segment on disk. */
+interface SegmentScan {
+  segment: Segment;
+  /** records before the acknowledged offset, when the segment holds it */
+  recordsBeforeAck: number;
+  /** whether the acknowledged offset is one this segment's records could have produced */
+  ackFits: boolean;
 }
 
 interface PendingAppend {
@@ -71,6 +92,15 @@ interface PersistedState {
   ack: SpoolPosition;
   unreportedDrops: number;
   firstDropAt?: string;
+}
+
+interface LoadedState {
+  /** undefined: no position to trust, deliver from the oldest segment */
+  ack: SpoolPosition | undefined;
+  unreportedDrops: number;
+  firstDropAt?: string;
+  /** what was wrong with state.json, for its one warning */
+  problems: string[];
 }
 
 function segmentName(id: number): string {
@@ -86,8 +116,8 @@ export class Spool {
   private writeFd = -1;
   private appendQueue: PendingAppend[] = [];
   private appending = false;
-  private ackPosition: SpoolPosition;
-  private readPosition: SpoolPosition;
+  private ackPosition: SpoolPosition = { segment: 0, offset: 0 };
+  private readPosition: SpoolPosition = { segment: 0, offset: 0 };
   /** records of the reader's segment already handed out */
   private readRecordsInSegment = 0;
   private readHandle: { segment: number; handle: FileHandle } | undefined;
@@ -95,31 +125,27 @@ export class Spool {
   private closed = false;
   private pendingRecords = 0;
   private droppedSinceOpen = 0;
-  private unreportedDrops: number;
+  private unreportedDrops = 0;
   private firstDropAt: string | undefined;
   private stateDirty = false;
   private stateTimer: NodeJS.Timeout | undefined;
   private stateWrite: Promise<void> = Promise.resolve();
+  /** segment deletions under way: close waits for them, so a closed spool no longer changes its directory */
+  private removals = new Set<Promise<void>>();
   private readonly segmentBytes: number;
+  private readonly statePath: string;
 
-  private constructor(
-    private readonly options: SpoolOptions,
-    state: PersistedState,
-  ) {
+  private constructor(private readonly options: SpoolOptions) {
     this.segmentBytes =
       options.segmentBytes ?? Math.min(16 * 1024 * 1024, Math.max(4096, Math.floor(options.maxBytes / 8)));
-    this.ackPosition = state.ack;
-    this.readPosition = state.ack;
-    this.unreportedDrops = state.unreportedDrops;
-    this.firstDropAt = state.firstDropAt;
+    this.statePath = join(options.dir, STATE_FILE);
   }
 
   /** Opens (creating) the spool directory, checks every segment, and starts a fresh segment for appends. */
   static async open(options: SpoolOptions): Promise<Spool> {
-    await mkdir(options.dir, { recursive: true, mode: 0o700 });
-    const state = await readState(options.dir, options.logger);
-    const spool = new Spool(options, state);
-    await spool.recover();
+    await prepareDirectory(options.dir);
+    const spool = new Spool(options);
+    await spool.recover(await readState(spool.statePath));
     return spool;
   }
 
@@ -127,93 +153,151 @@ export class Spool {
     return this.segments[this.segments.length - 1]!;
   }
 
-  private async recover(): Promise<void> {
-    const names = (await readdir(this.options.dir)).filter((name) => /^\d{16}\.seg$/.test(name)).sort();
-    let ackSegmentFound = false;
-    let ackBoundaryFound = false;
-    let recordsBeforeAckTotal = 0;
-    for (const name of names) {
-      const id = Number(name.slice(0, 16));
-      const path = join(this.options.dir, name);
-      if (id < this.ackPosition.segment) {
-        await rm(path, { force: true });
+  private segmentPath(id: number): string {
+    return join(this.options.dir, segmentName(id));
+  }
+
+  private async recover(saved: LoadedState): Promise<void> {
+    const { logger } = this.options;
+    this.unreportedDrops = saved.unreportedDrops;
+    this.firstDropAt = saved.firstDropAt;
+    const problems = [...saved.problems];
+    let ack = saved.ack;
+    const ids = await this.segmentsOnDisk();
+    const scans: SegmentScan[] = [];
+    for (const id of ids) scans.push(await this.scanSegment(id, id === ids[ids.length - 1], ack?.segment === id ? ack.offset : undefined));
+    const misfit = ack === undefined ? undefined : ackMisfit(ack, scans);
+    if (misfit !== undefined) {
+      problems.push(misfit);
+      ack = undefined;
+    }
+    if (problems.length > 0)
+      logger.warn(
+        { file: this.statePath, problems },
+        `spool: state file ${this.statePath}: ${problems.join('; ')}; delivering every spooled alert again, from the oldest segment`,
+      );
+    const held = scans.find((scan) => scan.segment.id === ack?.segment);
+    for (const { segment } of scans) {
+      if (held !== undefined && segment.id < held.segment.id) {
+        await this.removeSegmentFile(segment.id, 'info', 'spool: deleting a segment delivered before the last stop (it lies before the acknowledged position)');
         continue;
       }
-      const content = await readFile(path);
-      if (content.length === 0) {
-        // a segment started by an earlier run that never got a record
-        await rm(path, { force: true });
-        continue;
-      }
-      let offset = 0;
-      let records = 0;
-      let recordsBeforeAck = 0;
-      let corruption: string | undefined;
-      for (;;) {
-        const parsed = parseRecord(content, offset);
-        if (parsed.kind === 'incomplete') break;
-        if (parsed.kind === 'corrupt') {
-          corruption = parsed.reason;
-          break;
-        }
-        if (id === this.ackPosition.segment && offset === this.ackPosition.offset) ackBoundaryFound = true;
-        if (id === this.ackPosition.segment && offset < this.ackPosition.offset) recordsBeforeAck += 1;
-        records += 1;
-        offset = parsed.next;
-      }
-      if (id === this.ackPosition.segment) {
-        ackSegmentFound = true;
-        if (offset === this.ackPosition.offset) ackBoundaryFound = true;
-      }
-      recordsBeforeAckTotal += recordsBeforeAck;
-      // Only the last append can be torn, so a failure with no valid record after it is a torn tail (cut
-      // short, or blocks a crash left unwritten); a valid record after it means damage in the middle.
-      if (offset < content.length) {
-        if (findRecordAfter(content, offset + 1) === undefined) {
-          // A torn tail: the last append did not complete before a crash, so it was never acknowledged to the caller.
-          this.options.logger.warn({ file: path, offset, bytes: content.length - offset }, 'spool: dropping the torn tail of a segment');
-          const handle = await open(path, 'r+');
-          await handle.truncate(offset);
-          await handle.sync();
-          await handle.close();
-        } else {
-          // Corruption in the middle: keep the file for inspection, keep the good records before it.
-          const aside = `${path}.corrupt-${Date.now()}`;
-          this.options.logger.error(
-            { file: path, offset, reason: corruption ?? 'record length runs past the end of the file', setAside: aside, unreadableBytes: content.length - offset },
-            'spool: corrupt segment; records before the damage are kept, the file is set aside',
-          );
-          await rename(path, aside);
-          await writeFile(path, content.subarray(0, offset), { mode: 0o600, flush: true });
-        }
-      }
-      this.segments.push({ id, size: offset, records, deleted: false });
-      this.pendingRecords += records - recordsBeforeAck;
+      const file = this.segmentPath(segment.id);
+      for (const { offset, bytes, reason } of segment.holes)
+        logger.error(
+          { file, offset, bytes, reason },
+          `spool: ${file} is damaged at offset ${offset} (${bytes} bytes: ${reason}); those bytes are skipped, the records after them are delivered`,
+        );
+      this.segments.push(segment);
+      this.pendingRecords += segment.records;
     }
-    if (ackSegmentFound && !ackBoundaryFound) {
-      this.options.logger.warn({ ack: this.ackPosition }, 'spool: acknowledged position does not match a record; resending the whole spool');
-      this.pendingRecords += recordsBeforeAckTotal;
-      recordsBeforeAckTotal = 0;
-      this.ackPosition = { segment: this.segments[0]!.id, offset: 0 };
-    }
-    await this.startSegment((this.segments[this.segments.length - 1]?.id ?? this.ackPosition.segment) + 1);
-    if (ackSegmentFound) {
+    await this.startSegment((this.segments[this.segments.length - 1]?.id ?? 0) + 1);
+    if (held !== undefined) {
       // resume right after the last acknowledged record; what came before it in that segment was delivered
-      this.readPosition = { ...this.ackPosition };
-      this.readRecordsInSegment = recordsBeforeAckTotal;
+      this.ackPosition = { segment: held.segment.id, offset: Math.min(ack!.offset, held.segment.size) };
+      this.readRecordsInSegment = held.recordsBeforeAck;
+      this.pendingRecords -= held.recordsBeforeAck;
     } else {
       this.ackPosition = { segment: this.segments[0]!.id, offset: 0 };
-      this.readPosition = { ...this.ackPosition };
-      this.readRecordsInSegment = 0;
+    }
+    this.readPosition = { ...this.ackPosition };
+    // the untrustworthy file goes at once, so the next start does not report it again
+    if (problems.length > 0) this.scheduleStateWrite(true);
+  }
+
+  /**
+   * The segment numbers with something to read, oldest first. Anything else named like a segment is dealt
+   * with here, each with a log line: empty ones are deleted, whatever is not a regular file is set aside
+   * without being opened (a link is never followed, a FIFO never blocks the start).
+   */
+  private async segmentsOnDisk(): Promise<number[]> {
+    const ids: number[] = [];
+    for (const name of (await readdir(this.options.dir)).filter((entry) => SEGMENT_NAME.test(entry)).sort()) {
+      const id = Number(name.slice(0, 16));
+      const file = this.segmentPath(id);
+      const stat = await lstat(file);
+      if (!stat.isFile()) {
+        const aside = `${file}.${stat.isSymbolicLink() ? 'symlink' : 'foreign'}-${Date.now()}`;
+        // rename moves the entry itself: a link is moved, not what it points to
+        await rename(file, aside);
+        this.options.logger.error(
+          { file, kind: kindOf(stat), setAside: aside },
+          `spool: ${file} is ${kindOf(stat)}, not a segment the spool wrote; set aside as ${aside} without opening it`,
+        );
+      } else if (stat.size === 0) {
+        await this.removeSegmentFile(id, 'debug', 'spool: deleting an empty segment (it holds no record)');
+      } else {
+        ids.push(id);
+      }
+    }
+    return ids;
+  }
+
+  /**
+   * Reads one segment whole and checks every record. Damage becomes holes the reader steps over; a torn
+   * tail, which only the segment appended to last can have, is cut off.
+   */
+  private async scanSegment(id: number, lastAppended: boolean, ackOffset: number | undefined): Promise<SegmentScan> {
+    const file = this.segmentPath(id);
+    const handle = await openExisting(file, O_RDWR);
+    try {
+      const content = await handle.readFile();
+      let records = 0;
+      let recordsBeforeAck = 0;
+      let ackFits = ackOffset === 0;
+      const scan = scanRecords(content, 0, spoolFraming(lastAppended), (offset, end) => {
+        records += 1;
+        if (ackOffset !== undefined) {
+          if (offset < ackOffset) recordsBeforeAck += 1;
+          if (offset === ackOffset || end === ackOffset) ackFits = true;
+        }
+        return undefined;
+      });
+      // An acknowledged offset inside bytes that no longer verify was a record boundary before they were
+      // damaged; what follows those bytes comes after it, so trusting it loses nothing readable.
+      if (ackOffset !== undefined && !ackFits)
+        ackFits = [...scan.damage, ...(scan.tornTail === undefined ? [] : [scan.tornTail])].some(
+          (range) => range.offset < ackOffset && ackOffset <= range.offset + range.bytes,
+        );
+      let size = content.length;
+      if (scan.tornTail !== undefined) {
+        // The append a crash interrupted: it was never acknowledged to the caller.
+        const { offset, bytes } = scan.tornTail;
+        this.options.logger.warn({ file, offset, bytes }, `spool: dropping the torn tail of ${file} at offset ${offset} (${bytes} bytes, an append a crash cut short)`);
+        await handle.truncate(offset);
+        await handle.sync();
+        size = offset;
+      }
+      return { segment: { id, size, records, holes: scan.damage, deleted: false }, recordsBeforeAck, ackFits };
+    } finally {
+      await handle.close();
     }
   }
 
   private async startSegment(id: number): Promise<void> {
+    const file = this.segmentPath(id);
+    // opened before the current one is closed: when creating fails, the current segment stays usable
+    const fd = await openFd(file, CREATE_FLAGS | O_APPEND, 0o600).catch((err: unknown) => {
+      throw (err as NodeJS.ErrnoException).code === 'EEXIST'
+        ? new Error(`spool: ${file} already exists; the spool creates every segment itself and never writes into or through one it did not create`)
+        : err;
+    });
     if (this.writeFd >= 0) closeFd(this.writeFd, () => undefined);
-    this.writeFd = -1;
-    this.writeFd = await openFd(join(this.options.dir, segmentName(id)), fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND, 0o600);
-    this.segments.push({ id, size: 0, records: 0, deleted: false });
+    this.writeFd = fd;
+    this.segments.push({ id, size: 0, records: 0, holes: [], deleted: false });
     await syncDirectory(this.options.dir);
+  }
+
+  /** Deletes a segment file, saying what and why; a failure is logged, never thrown (it only costs disk space). */
+  private removeSegmentFile(id: number, level: 'debug' | 'info' | 'warn', message: string, fields: Record<string, unknown> = {}): Promise<void> {
+    const file = this.segmentPath(id);
+    this.options.logger[level]({ file, ...fields }, message);
+    const removal = rm(file, { force: true }).catch((err: unknown) =>
+      this.options.logger.error({ file, err: errorText(err) }, 'spool: could not delete a segment'),
+    );
+    this.removals.add(removal);
+    void removal.then(() => this.removals.delete(removal));
+    return removal;
   }
 
   /** Appends one record; resolves once it is on disk (fdatasync). */
@@ -288,17 +372,23 @@ export class Spool {
       if (this.ackPosition.segment <= oldest.id) this.ackPosition = { segment: next.id, offset: 0 };
       this.pendingRecords -= lost;
       if (lost > 0) {
-        this.droppedSinceOpen += lost;
-        this.unreportedDrops += lost;
-        this.firstDropAt ??= new Date().toISOString();
-        this.options.logger.warn(
-          { dropped: lost, droppedTotal: this.droppedSinceOpen, maxBytes: this.options.maxBytes },
-          'spool full: dropped the oldest undelivered alerts',
-        );
+        this.countDropped(lost);
+        void this.removeSegmentFile(oldest.id, 'warn', 'spool full: dropped the oldest undelivered alerts', {
+          dropped: lost,
+          droppedTotal: this.droppedSinceOpen,
+          maxBytes: this.options.maxBytes,
+        });
+      } else {
+        void this.removeSegmentFile(oldest.id, 'debug', 'spool full: deleting the oldest segment, every alert in it already handed to the collector');
       }
-      void rm(join(this.options.dir, segmentName(oldest.id)), { force: true });
       this.scheduleStateWrite(true);
     }
+  }
+
+  private countDropped(count: number): void {
+    this.droppedSinceOpen += count;
+    this.unreportedDrops += count;
+    this.firstDropAt ??= new Date().toISOString();
   }
 
   private wakeReaders(): void {
@@ -339,49 +429,43 @@ export class Spool {
     }
   }
 
-  /** Reads records of `segment` from the read position; undefined when the segment was dropped meanwhile. */
+  /**
+   * Reads records of `segment` from the read position; undefined when there is none to hand out this
+   * time (the segment was dropped meanwhile, or the reader stepped over damage).
+   */
   private async readFrom(segment: Segment, max: number): Promise<SpoolRecord[] | undefined> {
     const start = this.readPosition.offset;
-    if (this.readHandle?.segment !== segment.id) {
-      await this.readHandle?.handle.close();
-      this.readHandle = undefined;
-      try {
-        this.readHandle = { segment: segment.id, handle: await open(join(this.options.dir, segmentName(segment.id)), 'r') };
-      } catch (err) {
-        if (segment.deleted) return undefined;
-        throw err;
-      }
+    const hole = segment.holes.find((h) => h.offset <= start && start < h.offset + h.bytes);
+    if (hole !== undefined) {
+      this.readPosition = { segment: segment.id, offset: hole.offset + hole.bytes };
+      return undefined;
     }
-    let length = Math.min(segment.size - start, READ_CHUNK_BYTES);
+    const limit = segment.holes.reduce((nearest, h) => (h.offset > start && h.offset < nearest ? h.offset : nearest), segment.size);
+    const handle = await this.readHandleFor(segment);
+    if (handle === undefined) return undefined;
+    let length = Math.min(limit - start, READ_CHUNK_BYTES);
     let buffer = Buffer.allocUnsafe(length);
     for (;;) {
-      const { bytesRead } = await this.readHandle.handle.read(buffer, 0, length, start);
-      if (segment.deleted || this.readPosition.offset !== start || this.readPosition.segment !== segment.id) return undefined;
+      const { bytesRead } = await handle.read(buffer, 0, length, start);
+      if (this.movedOn(segment, start)) return undefined;
       buffer = buffer.subarray(0, bytesRead);
       if (bytesRead < HEADER_BYTES) break;
       const needed = HEADER_BYTES + buffer.readUInt32LE(0);
-      if (needed <= bytesRead || needed > segment.size - start) break;
+      if (needed <= bytesRead || needed > limit - start) break;
       // one record larger than the chunk: read it whole
       length = needed;
       buffer = Buffer.allocUnsafe(length);
     }
     const records: SpoolRecord[] = [];
     let offset = 0;
-    while (records.length < max) {
+    // a file shorter than what was committed to it is damage too
+    let damaged = buffer.length === 0;
+    while (records.length < max && offset < buffer.length) {
       const parsed = parseRecord(buffer, offset);
       if (parsed.kind !== 'record') {
-        if (parsed.kind === 'corrupt') {
-          // committed bytes changed under us (disk error or tampering): report and skip the segment's rest
-          this.options.logger.error({ segment: segmentName(segment.id), offset: start + offset, reason: parsed.reason }, 'spool: unreadable record; skipping the rest of the segment');
-          const skipped = segment.records - this.readRecordsInSegment - records.length;
-          this.pendingRecords -= skipped;
-          this.droppedSinceOpen += skipped;
-          this.unreportedDrops += skipped;
-          this.firstDropAt ??= new Date().toISOString();
-          this.readPosition = { segment: segment.id, offset: segment.size };
-          this.readRecordsInSegment = segment.records;
-          return records;
-        }
+        // Only the chunk's end may cut a record short (the next read starts with it); a record that does not
+        // verify, or does not fit before the limit, means committed bytes changed (disk error or tampering).
+        damaged = parsed.kind === 'corrupt' || offset === 0 || start + buffer.length >= limit;
         break;
       }
       offset = parsed.next;
@@ -389,7 +473,57 @@ export class Spool {
     }
     this.readPosition = { segment: segment.id, offset: start + offset };
     this.readRecordsInSegment += records.length;
-    return records;
+    if (damaged) await this.skipDamage(segment, handle, start + offset);
+    return records.length > 0 ? records : undefined;
+  }
+
+  private async readHandleFor(segment: Segment): Promise<FileHandle | undefined> {
+    if (this.readHandle?.segment === segment.id) return this.readHandle.handle;
+    await this.readHandle?.handle.close();
+    this.readHandle = undefined;
+    try {
+      this.readHandle = { segment: segment.id, handle: await openExisting(this.segmentPath(segment.id), O_RDONLY) };
+    } catch (err) {
+      if (segment.deleted) return undefined;
+      throw err;
+    }
+    return this.readHandle.handle;
+  }
+
+  /** Whether the reader's position changed while it waited for the disk (acknowledged, or dropped when full). */
+  private movedOn(segment: Segment, offset: number): boolean {
+    return segment.deleted || this.readPosition.segment !== segment.id || this.readPosition.offset !== offset;
+  }
+
+  /**
+   * Committed bytes from `at` on no longer verify. The rest of the segment is scanned as at start: the
+   * damage becomes holes, the reader goes on at the next record that verifies, and the records the damage
+   * took are counted as dropped.
+   */
+  private async skipDamage(segment: Segment, handle: FileHandle, at: number): Promise<void> {
+    const rest = Buffer.allocUnsafe(segment.size - at);
+    const { bytesRead } = await handle.read(rest, 0, rest.length, at);
+    if (this.movedOn(segment, at)) return;
+    let intact = 0;
+    const scan = scanRecords(rest.subarray(0, bytesRead), 0, spoolFraming(false), () => {
+      intact += 1;
+      return undefined;
+    });
+    const found = scan.damage.map((range) => ({ ...range, offset: at + range.offset }));
+    if (bytesRead < rest.length) found.push({ offset: at + bytesRead, bytes: rest.length - bytesRead, reason: 'missing: the file is shorter than what was written to it' });
+    const fresh = found.filter((range) => !segment.holes.some((hole) => hole.offset === range.offset));
+    const lost = Math.max(0, segment.records - this.readRecordsInSegment - intact);
+    if (fresh.length === 0 && lost === 0) return;
+    segment.holes = segment.holes.concat(fresh);
+    segment.records -= lost;
+    this.pendingRecords -= lost;
+    if (lost > 0) this.countDropped(lost);
+    const file = this.segmentPath(segment.id);
+    this.options.logger.error(
+      { file, offset: at, damage: fresh, lost },
+      `spool: ${file} changed on disk after it was written, at offset ${at}; skipping the damaged bytes (${lost} alert(s) lost), delivery goes on with the next intact record`,
+    );
+    this.scheduleStateWrite(true);
   }
 
   /** Forgets every record up to `position` (a record's `end`); `count` = how many records that acknowledges. */
@@ -407,7 +541,7 @@ export class Spool {
         void this.readHandle.handle.close();
         this.readHandle = undefined;
       }
-      void rm(join(this.options.dir, segmentName(oldest.id)), { force: true });
+      void this.removeSegmentFile(oldest.id, 'debug', 'spool: deleting a delivered segment (every record in it was acknowledged)');
     }
     this.scheduleStateWrite(false);
   }
@@ -457,22 +591,42 @@ export class Spool {
     this.stateTimer.unref();
   }
 
-  /** Writes state.json atomically (temp file + rename); chained so writes never interleave. */
+  /** Saves state.json; chained so writes never interleave. */
   private writeState(): Promise<void> {
     this.stateWrite = this.stateWrite.then(async () => {
       if (!this.stateDirty) return;
       this.stateDirty = false;
       const state: PersistedState = { ack: this.ackPosition, unreportedDrops: this.unreportedDrops };
       if (this.firstDropAt !== undefined) state.firstDropAt = this.firstDropAt;
-      const path = join(this.options.dir, STATE_FILE);
       try {
-        await writeFile(`${path}.tmp`, JSON.stringify(state), { mode: 0o600, flush: true });
-        await rename(`${path}.tmp`, path);
+        await this.saveState(JSON.stringify(state));
       } catch (err) {
-        this.options.logger.error({ err: errorText(err) }, 'spool: could not save the acknowledged position');
+        this.options.logger.error({ file: this.statePath, err: errorText(err) }, 'spool: could not save the acknowledged position');
       }
     });
     return this.stateWrite;
+  }
+
+  /** Atomically: a new temporary file, fsynced, renamed over state.json (which replaces a link, never follows it). */
+  private async saveState(json: string): Promise<void> {
+    const temporary = `${this.statePath}.tmp`;
+    let handle: FileHandle;
+    try {
+      handle = await open(temporary, CREATE_FLAGS, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Left by a crash or a failed save, or planted: removing it unlinks the name, whatever it points to.
+      this.options.logger.warn({ file: temporary }, `spool: removing ${temporary}, left over or planted, before saving the state`);
+      await rm(temporary);
+      handle = await open(temporary, CREATE_FLAGS, 0o600);
+    }
+    try {
+      await handle.writeFile(json);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, this.statePath);
   }
 
   /** Waits for pending appends, saves the acknowledged position and releases the files. Idempotent. */
@@ -484,6 +638,7 @@ export class Spool {
     clearTimeout(this.stateTimer);
     this.stateDirty = true;
     await this.writeState();
+    await Promise.all(this.removals);
     await this.readHandle?.handle.close();
     this.readHandle = undefined;
     const fd = this.writeFd;
@@ -492,24 +647,74 @@ export class Spool {
   }
 }
 
-async function readState(dir: string, logger: Logger): Promise<PersistedState> {
-  const fresh: PersistedState = { ack: { segment: 0, offset: 0 }, unreportedDrops: 0 };
+/** Why an acknowledged position cannot have come from these segments, or undefined when it can. */
+function ackMisfit(ack: SpoolPosition, scans: readonly SegmentScan[]): string | undefined {
+  if (scans.length === 0) return undefined;
+  const held = scans.find((scan) => scan.segment.id === ack.segment);
+  if (held !== undefined) {
+    if (held.ackFits) return undefined;
+    return ack.offset > held.segment.size
+      ? `acknowledged offset ${ack.offset} lies beyond the end of segment ${ack.segment} (${held.segment.size} bytes)`
+      : `acknowledged offset ${ack.offset} is not a record boundary of segment ${ack.segment}`;
+  }
+  const oldest = scans[0]!.segment.id;
+  const newest = scans[scans.length - 1]!.segment.id;
+  // an older segment was delivered and deleted: everything left comes after it
+  if (ack.segment < oldest) return undefined;
+  if (ack.segment > newest) return `acknowledged segment ${ack.segment} lies beyond the spooled segments (the newest is ${newest})`;
+  return `acknowledged segment ${ack.segment} does not exist, though segments before and after it do (${oldest} to ${newest})`;
+}
+
+/** state.json as saved, or what was wrong with it; a missing file is a spool that never saved one. */
+async function readState(file: string): Promise<LoadedState> {
   let text: string;
   try {
-    text = await readFile(join(dir, STATE_FILE), 'utf8');
+    const handle = await openExisting(file, O_RDONLY);
+    try {
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fresh;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ack: undefined, unreportedDrops: 0, problems: [] };
+    const problem = err instanceof NotASpoolFile ? `it is ${err.kind}, not read through` : `it cannot be read (${errorText(err)})`;
+    return { ack: undefined, unreportedDrops: 0, problems: [problem] };
   }
+  return parseState(text);
+}
+
+function parseState(text: string): LoadedState {
+  const state: LoadedState = { ack: undefined, unreportedDrops: 0, problems: [] };
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text) as PersistedState;
-    if (Number.isSafeInteger(parsed.ack?.segment) && Number.isSafeInteger(parsed.ack?.offset) && Number.isSafeInteger(parsed.unreportedDrops))
-      return parsed;
-  } catch {
-    // reported below
+    parsed = JSON.parse(text);
+  } catch (err) {
+    state.problems.push(`not valid JSON (${errorText(err)})`);
+    return state;
   }
-  logger.warn({ file: join(dir, STATE_FILE) }, 'spool: unreadable state file; resending the whole spool');
-  return fresh;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    state.problems.push('not an object');
+    return state;
+  }
+  const { ack, unreportedDrops, firstDropAt } = parsed as Record<string, unknown>;
+  if (typeof ack !== 'object' || ack === null) state.problems.push('ack is missing or not an object');
+  else {
+    const { segment, offset } = ack as Record<string, unknown>;
+    if (!isCount(segment)) state.problems.push(`ack.segment must be a non-negative integer, got ${JSON.stringify(segment)}`);
+    if (!isCount(offset)) state.problems.push(`ack.offset must be a non-negative integer, got ${JSON.stringify(offset)}`);
+    if (isCount(segment) && isCount(offset)) state.ack = { segment, offset };
+  }
+  if (isCount(unreportedDrops)) state.unreportedDrops = unreportedDrops;
+  else state.problems.push(`unreportedDrops must be a non-negative integer, got ${JSON.stringify(unreportedDrops)}`);
+  if (typeof firstDropAt === 'string' && !Number.isNaN(Date.parse(firstDropAt))) state.firstDropAt = firstDropAt;
+  else if (firstDropAt !== undefined) state.problems.push(`firstDropAt must be a date string, got ${JSON.stringify(firstDropAt)}`);
+  // a file wrong in any part is no witness for its position either
+  if (state.problems.length > 0) state.ack = undefined;
+  return state;
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 function fdatasync(fd: number): Promise<void> {
@@ -520,9 +725,53 @@ function openFd(path: string, flags: number, mode: number): Promise<number> {
   return new Promise((resolve, reject) => openCallback(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
+/** A file in the spool's directory that is not one of its own regular files. */
+class NotASpoolFile extends Error {
+  constructor(
+    readonly file: string,
+    readonly kind: string,
+  ) {
+    super(`${file} is ${kind}; the spool never follows, opens or writes through anything but its own regular files`);
+    this.name = 'NotASpoolFile';
+  }
+}
+
+function kindOf(stat: Stats): string {
+  if (stat.isSymbolicLink()) return 'a symbolic link';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** Opens a file the spool wrote before: never through a link, without blocking on a FIFO, only a regular file. */
+async function openExisting(file: string, flags: number): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, flags | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? new NotASpoolFile(file, 'a symbolic link') : err;
+  }
+  const stat = await handle.stat();
+  if (stat.isFile()) return handle;
+  await handle.close();
+  throw new NotASpoolFile(file, kindOf(stat));
+}
+
+/** The spool's directory must be a real one: through a planted link, root would create files wherever it points. */
+async function prepareDirectory(dir: string): Promise<void> {
+  const stat = await lstat(dir).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (stat === undefined) await mkdir(dir, { recursive: true, mode: 0o700 });
+  else if (!stat.isDirectory()) throw new NotASpoolFile(dir, kindOf(stat));
+}
+
 /** A new segment's directory entry must be durable too, or a crash could lose the whole file. */
 async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  const handle = await open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {
     await handle.sync();
   } finally {
