@@ -253,7 +253,14 @@ DecodedArgs DecodeCmdline(std::string_view bytes, size_t maxBytes) {
   while (start < bytes.size()) {
     size_t end = bytes.find('\0', start);
     if (end == std::string_view::npos) end = bytes.size();
-    decoded.args.push_back(ToUtf8Lossy(bytes.substr(start, end - start), &decoded.lossy));
+    std::string_view arg = bytes.substr(start, end - start);
+    const bool lossyBefore = decoded.lossy;
+    decoded.args.push_back(ToUtf8Lossy(arg, &decoded.lossy));
+    if (decoded.lossy) {
+      // The arguments before the first repaired one were valid UTF-8: their bytes are their text.
+      if (!lossyBefore) decoded.bytes.assign(decoded.args.begin(), decoded.args.end() - 1);
+      decoded.bytes.emplace_back(arg);
+    }
     start = end + 1;
   }
   return decoded;
@@ -314,11 +321,19 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
     return snapshot;
   }
 
+  const auto setPath = [&snapshot](const std::string& link, std::optional<std::string>* text, std::optional<std::string>* bytes) {
+    bool lossy = false;
+    *text = ToUtf8Lossy(link, &lossy);
+    if (!lossy) return;
+    *bytes = link;
+    snapshot.pathsLossy = true;
+  };
+
   // Most telling first: exe and cmdline vanish as soon as an exiting process drops its memory.
   bool missing = false;
   std::string link;
   const bool exeRead = ReadLinkAt(dirFd, "exe", &link);
-  if (exeRead) snapshot.executable = ToUtf8Lossy(link, &snapshot.pathsLossy);
+  if (exeRead) setPath(link, &snapshot.executable, &snapshot.executableBytes);
   else if (!snapshot.kernelThread) missing = true;
   const bool gone = before->state == 'Z' || before->state == 'X';
   if (ReadFileAt(dirFd, "cmdline", request.maxArgsBytes + 1, &text)) {
@@ -331,7 +346,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   } else {
     missing = true;
   }
-  if (ReadLinkAt(dirFd, "cwd", &link)) snapshot.cwd = ToUtf8Lossy(link, &snapshot.pathsLossy);
+  if (ReadLinkAt(dirFd, "cwd", &link)) setPath(link, &snapshot.cwd, &snapshot.cwdBytes);
   else missing = true;
   if (ReadFileAt(dirFd, "status", 16384, &text)) {
     ProcStatus status = ParseProcStatus(text);

@@ -38,6 +38,9 @@ ProcStatus ParseProcStatus(std::string_view text);
 // bytes that are not UTF-8 replaced by U+FFFD.
 struct DecodedArgs {
   std::vector<std::string> args;
+  // When lossy: the kept bytes of every argument, so that two argvs differing only in bytes that were
+  // replaced can still be told apart.
+  std::vector<std::string> bytes;
   bool truncated = false;
   bool lossy = false;
 };
@@ -64,6 +67,8 @@ struct Snapshot {
   std::optional<ProcStat> stat;
   std::optional<ProcStatus> status;
   std::optional<std::string> executable, cwd;
+  // The link's bytes, only for a path that was not UTF-8 (see DecodedArgs::bytes).
+  std::optional<std::string> executableBytes, cwdBytes;
   std::optional<DecodedArgs> args;
   bool pathsLossy = false;
   std::optional<DeviceId> fd0, fd2;

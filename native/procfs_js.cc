@@ -39,8 +39,11 @@ Napi::Object SnapshotToJs(Napi::Env env, const Snapshot& snapshot) {
     if (!status.capEff.empty()) out.Set("capEff", Napi::String::New(env, status.capEff));
     if (!status.capPrm.empty()) out.Set("capPrm", Napi::String::New(env, status.capPrm));
   }
+  const auto bytes = [&](const std::string& raw) { return Napi::Buffer<char>::Copy(env, raw.data(), raw.size()); };
   if (snapshot.executable) out.Set("executable", Napi::String::New(env, *snapshot.executable));
+  if (snapshot.executableBytes) out.Set("executableBytes", bytes(*snapshot.executableBytes));
   if (snapshot.cwd) out.Set("cwd", Napi::String::New(env, *snapshot.cwd));
+  if (snapshot.cwdBytes) out.Set("cwdBytes", bytes(*snapshot.cwdBytes));
   if (snapshot.pathsLossy) out.Set("pathsLossy", Napi::Boolean::New(env, true));
   if (snapshot.args) {
     const DecodedArgs& decoded = *snapshot.args;
@@ -48,7 +51,12 @@ Napi::Object SnapshotToJs(Napi::Env env, const Snapshot& snapshot) {
     for (size_t i = 0; i < decoded.args.size(); i++) args.Set(static_cast<uint32_t>(i), Napi::String::New(env, decoded.args[i]));
     out.Set("args", args);
     if (decoded.truncated) out.Set("argsTruncated", Napi::Boolean::New(env, true));
-    if (decoded.lossy) out.Set("argsLossy", Napi::Boolean::New(env, true));
+    if (decoded.lossy) {
+      out.Set("argsLossy", Napi::Boolean::New(env, true));
+      Napi::Array argsBytes = Napi::Array::New(env, decoded.bytes.size());
+      for (size_t i = 0; i < decoded.bytes.size(); i++) argsBytes.Set(static_cast<uint32_t>(i), bytes(decoded.bytes[i]));
+      out.Set("argsBytes", argsBytes);
+    }
   }
   const auto device = [&](const char* key, const std::optional<DeviceId>& id) {
     if (!id) return;

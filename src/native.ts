@@ -116,9 +116,14 @@ export interface ProcSnapshot {
   cwd?: string;
   /** Some byte of executable or cwd was not UTF-8 and was replaced by U+FFFD. */
   pathsLossy?: boolean;
+  /** The original bytes of executable / cwd, only when that path was not UTF-8. */
+  executableBytes?: Buffer;
+  cwdBytes?: Buffer;
   args?: string[];
   argsTruncated?: boolean;
   argsLossy?: boolean;
+  /** With argsLossy: the original bytes of every argument in args (as kept under the cap). */
+  argsBytes?: Buffer[];
   /** [major, minor] of the character device behind fd 0 / fd 2; [-1, -1] = closed or not a character device. */
   fd0?: [number, number];
   fd2?: [number, number];

@@ -82,6 +82,18 @@ export interface EcsAgent {
   id: string;
 }
 
+/** The values of a process that can hold bytes that are not UTF-8 (ECS names). */
+export type RawProcessValues = Partial<Pick<EcsParentProcess, 'executable' | 'name' | 'args' | 'command_line' | 'working_directory'>>;
+
+type Prefixed<Prefix extends string, T> = { [K in keyof T as `${Prefix}.${K & string}`]: T[K] };
+
+/**
+ * The original bytes of the process fields that had to be repaired (U+FFFD), escaped as
+ * src/sensor/escape-bytes.ts does, keyed by the ECS field's dotted name. Only the repaired fields are
+ * present; an array holds every element, in the field's order.
+ */
+export type ExecsentryRaw = Prefixed<'process', RawProcessValues> & Prefixed<'process.parent', RawProcessValues>;
+
 /** What execsentry records that ECS has no field for. */
 export interface ExecsentryProcessExtras {
   /** The /proc snapshot could not be completed (the process exited first); missing fields are absent. */
@@ -94,6 +106,8 @@ export interface ExecsentryProcessExtras {
   args_lossy?: boolean;
   /** process.executable or process.working_directory held bytes that were not UTF-8 (replaced by U+FFFD). */
   paths_lossy?: boolean;
+  /** The bytes of the repaired values, which tell apart what U+FFFD makes look alike (new_terms reads them). */
+  raw?: ExecsentryRaw;
 }
 
 export interface ProcessEvent {

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore, TermHistory } from '../store/index.js';
 import { alertTemplate, buildAlert, type AlertTemplate } from './alert.js';
-import { termCombinations, termValues } from './new-terms.js';
+import { repairedTermReaders, termCombinations, termValues } from './new-terms.js';
 
 /**
  * Rules evaluated on each process event as it arrives. Query rules alert on every match; new_terms rules
@@ -116,6 +116,8 @@ interface RuleRuntime {
   readonly template: AlertTemplate;
   readonly limiter: SignalLimiter;
   readonly history?: TermHistory;
+  /** new_terms rules: each field's term reader, in field order (repairedTermReaders). */
+  readonly termReaders?: readonly ((event: unknown) => unknown[])[];
   failedBefore: boolean;
 }
 
@@ -172,6 +174,7 @@ export class DetectionEngine {
           rule.newTerms === undefined
             ? undefined
             : this.options.store.history(rule.ruleId, rule.newTerms.fields, rule.newTerms.historyWindowStart.maxLookbackMs),
+        termReaders: rule.newTerms && repairedTermReaders(rule.newTerms.fields, rule.newTerms.readers),
         failedBefore: false,
       });
       previous.delete(rule.ruleId);
@@ -240,9 +243,9 @@ export class DetectionEngine {
   }
 
   private evaluateNewTerms(runtime: RuleRuntime, history: TermHistory, event: ProcessEvent, nowMs: number): void {
-    const { fields, readers } = runtime.rule.newTerms!;
+    const { fields } = runtime.rule.newTerms!;
     const perField: string[][] = [];
-    for (const read of readers) {
+    for (const read of runtime.termReaders!) {
       const values = termValues(read(event));
       if (values.length === 0) {
         this.counters.missingTermFields += 1;

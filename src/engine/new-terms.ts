@@ -3,6 +3,41 @@
  * fields every combination of them (Kibana's semantics). An event missing any of the fields has none.
  */
 
+import { fieldRead, getField } from '../kql/index.js';
+
+type TermReader = (doc: unknown) => unknown[];
+
+/**
+ * The readers of a rule's new_terms fields, each keyed by the original bytes where the sensor repaired a
+ * value (bytes that were not UTF-8 shown as U+FFFD): two programs differing only in those bytes look alike
+ * but are two terms. The bytes come escaped from `execsentry.raw.<field>` (for a multi-field, its parent's),
+ * normalized as the field's own values are (a caseless field lowercases them); a raw array stands for the
+ * field's whole array. Whether a value has a term at all is still decided by the value as Elasticsearch
+ * indexes it: the escaped form is longer, and an attacker must not be able to push a value over
+ * ignore_above by putting bad bytes in it.
+ */
+export function repairedTermReaders(fields: readonly string[], readers: readonly TermReader[]): TermReader[] {
+  return fields.map((field, index) => {
+    const reader = readers[index]!;
+    const read = fieldRead(field);
+    const rawPath = `execsentry.raw.${read}`;
+    return (event) => {
+      const raw = getField(event, rawPath);
+      if (raw.length === 0) return reader(event);
+      const shown = getField(event, read);
+      // Raw values that do not pair up with the field's (an event edited by hand) describe something else.
+      if (raw.length !== shown.length) return reader(event);
+      const terms: unknown[] = [];
+      for (let i = 0; i < raw.length; i++) {
+        if (reader({ [read]: shown[i] }).length === 0) continue;
+        // Over ignore_above only once escaped: the escaped form as it is (a caseless field cannot lowercase it).
+        terms.push(reader({ [read]: raw[i] })[0] ?? raw[i]);
+      }
+      return terms;
+    };
+  });
+}
+
 /** Terms compare as Elasticsearch keyword values do: strings as they are, numbers and booleans as text. */
 export function termValues(values: readonly unknown[]): string[] {
   const terms: string[] = [];

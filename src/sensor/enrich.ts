@@ -1,7 +1,9 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, randomUUID } from 'node:crypto';
-import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type ProcessEvent } from '../ecs/types.js';
+import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
+import { escapeBytes } from './escape-bytes.js';
 import type { HostIdentity } from './host.js';
 import type { ProcessEntry } from './table.js';
 
@@ -76,11 +78,53 @@ export function entryFromSnapshot(snapshot: ProcSnapshot & { startTicks: number 
     entry.commandLine = snapshot.args.join(' ');
   }
   if (snapshot.cwd !== undefined) entry.workingDirectory = snapshot.cwd;
+  const raw = rawValues(snapshot);
+  if (raw !== undefined) entry.raw = raw;
   const interactive = isInteractive(snapshot);
   if (interactive !== undefined) entry.interactive = interactive;
   if (snapshot.uids !== undefined) entry.uid = snapshot.uids[1];
   if (snapshot.gids !== undefined) entry.gid = snapshot.gids[1];
   return entry;
+}
+
+/** The escaped bytes of the snapshot's values that were not UTF-8 (the addon hands over only those); undefined when all were. */
+function rawValues(snapshot: ProcSnapshot): RawProcessValues | undefined {
+  const { executableBytes, argsBytes, cwdBytes } = snapshot;
+  if (executableBytes === undefined && argsBytes === undefined && cwdBytes === undefined) return undefined;
+  const raw: RawProcessValues = {};
+  if (executableBytes !== undefined) {
+    raw.executable = escapeBytes(executableBytes);
+    // Only when the bad bytes are in the name itself, not in a directory above it. Escaping neither adds
+    // nor removes a '/', so the escaped path's base name is the escaped name.
+    if (!isUtf8(executableBytes.subarray(executableBytes.lastIndexOf(0x2f) + 1))) raw.name = baseName(raw.executable);
+  }
+  if (argsBytes !== undefined) {
+    raw.args = argsBytes.map((bytes) => escapeBytes(bytes));
+    raw.command_line = raw.args.join(' ');
+  }
+  if (cwdBytes !== undefined) raw.working_directory = escapeBytes(cwdBytes);
+  return raw;
+}
+
+/** Whether /proc shows the program the table knows; where U+FFFD hides a difference, the bytes tell. */
+export function sameImage(known: ProcessEntry, snapshot: ProcSnapshot): boolean {
+  if (known.executable !== snapshot.executable || !sameArgs(known.args, snapshot.args)) return false;
+  const raw = rawValues(snapshot);
+  return known.raw?.executable === raw?.executable && sameArgs(known.raw?.args, raw?.args);
+}
+
+function sameArgs(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.length === b.length && a.every((arg, i) => arg === b[i]);
+}
+
+/** execsentry.raw: the process's and its parent's repaired values, under their ECS names. */
+function rawFields(own: RawProcessValues | undefined, parent: RawProcessValues | undefined): ExecsentryRaw | undefined {
+  if (own === undefined && parent === undefined) return undefined;
+  const raw: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(own ?? {})) raw[`process.${key}`] = value;
+  for (const [key, value] of Object.entries(parent ?? {})) raw[`process.parent.${key}`] = value;
+  return raw as ExecsentryRaw;
 }
 
 function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
@@ -188,6 +232,8 @@ export function buildExecEvent(
   if (snapshot.argsTruncated) extras.args_truncated = true;
   if (snapshot.argsLossy) extras.args_lossy = true;
   if (snapshot.pathsLossy) extras.paths_lossy = true;
+  const raw = rawFields(entry?.raw, parent?.raw);
+  if (raw !== undefined) extras.raw = raw;
   if (Object.keys(extras).length > 0) event.execsentry = extras;
   return event;
 }

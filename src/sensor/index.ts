@@ -10,7 +10,7 @@ import {
   type ProcessConnector,
   type ProcSnapshot,
 } from '../native.js';
-import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames } from './enrich.js';
+import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { readHostIdentity, type HostIdentity } from './host.js';
 import { UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
@@ -384,7 +384,7 @@ export class Sensor {
         for (const snapshot of snapshots) {
           if (snapshot.startTicks === undefined || snapshot.kernelThread) continue;
           const known = this.table.get(snapshot.pid, snapshot.startTicks);
-          if (known !== undefined && known.executable === snapshot.executable && sameArgs(known.args, snapshot.args)) continue;
+          if (known !== undefined && sameImage(known, snapshot)) continue;
           events.push(this.onExec(snapshot.pid, snapshot, now, now, identity, true));
         }
         this.counters.recovered += events.length;
@@ -401,17 +401,13 @@ export class Sensor {
   }
 }
 
-function sameArgs(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && a.every((arg, i) => arg === b[i]);
-}
-
 function copyImage(from: ProcessEntry, to: ProcessEntry): void {
   if (from.executable !== undefined) to.executable = from.executable;
   if (from.name !== undefined) to.name = from.name;
   if (from.args !== undefined) to.args = from.args;
   if (from.commandLine !== undefined) to.commandLine = from.commandLine;
   if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
+  if (from.raw !== undefined) to.raw = from.raw;
   if (from.interactive !== undefined) to.interactive = from.interactive;
   if (from.uid !== undefined) to.uid = from.uid;
   if (from.gid !== undefined) to.gid = from.gid;

@@ -1,3 +1,5 @@
+import type { RawProcessValues } from '../ecs/types.js';
+
 /**
  * What the sensor knows of each process, keyed by pid and checked by start time (a pid alone can be
  * reused). Live processes sit in a map bounded by maxEntries (the least recently updated are evicted
@@ -21,6 +23,8 @@ export interface ProcessEntry {
   args?: string[];
   commandLine?: string;
   workingDirectory?: string;
+  /** The escaped bytes of those of the fields above that were not UTF-8 (execsentry.raw); absent when none was. */
+  raw?: RawProcessValues;
   interactive?: boolean;
   /** Effective ids, as Elastic Defend reports the parent's user.id / group.id. */
   uid?: number;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { capabilityNames } from '../../src/sensor/capabilities.js';
-import { baseName, Clock, decodeTtyNr, entityId, isInteractive } from '../../src/sensor/enrich.js';
-import { agentIdFor, parseOsRelease } from '../../src/sensor/host.js';
+import type { ProcSnapshot } from '../../src/native.js';
+import { baseName, buildExecEvent, Clock, decodeTtyNr, entityId, entryFromSnapshot, isInteractive, sameImage } from '../../src/sensor/enrich.js';
+import { agentIdFor, parseOsRelease, type HostIdentity } from '../../src/sensor/host.js';
 import { UserGroupNames } from '../../src/sensor/names.js';
 import { ProcessTable, type ProcessEntry } from '../../src/sensor/table.js';
 
@@ -78,6 +79,82 @@ describe('identities', () => {
     const clock = new Clock(1_000_000, 2_000_000, 10_000_000);
     expect(clock.fromMonotonicNs(5_000_000)).toBe(new Date(1_000_005).toISOString());
     expect(clock.fromStartTicks(100)).toBe(new Date(2_001_000).toISOString());
+  });
+});
+
+describe('values that were not UTF-8', () => {
+  const identity: HostIdentity = {
+    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
+    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
+    entityNamespace: 'h',
+  };
+  const clock = new Clock(0, 0, 10_000_000);
+  const latin1 = (text: string) => Buffer.from(text, 'latin1');
+  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
+  const exec = (snapshot: ProcSnapshot & { startTicks: number }, parent?: ProcSnapshot & { startTicks: number }) =>
+    buildExecEvent(snapshot.pid, snapshot, entryFromSnapshot(snapshot, clock), parent && entryFromSnapshot(parent, clock), parent?.pid, context);
+  // /tmp/sh<ff> -c 'a\b' in /tmp/d<fe>
+  const shell = {
+    pid: 10,
+    partial: false,
+    startTicks: 100,
+    executable: '/tmp/sh\uFFFD',
+    executableBytes: latin1('/tmp/sh\xff'),
+    cwd: '/tmp/d\uFFFD',
+    cwdBytes: latin1('/tmp/d\xfe'),
+    pathsLossy: true,
+    args: ['/tmp/sh\uFFFD', '-c', 'a\\b'],
+    argsBytes: [latin1('/tmp/sh\xff'), latin1('-c'), latin1('a\\b')],
+    argsLossy: true,
+  };
+
+  it('keeps the fields as shown and puts the escaped bytes of each repaired one under execsentry.raw', () => {
+    const event = exec(shell);
+    expect(event.process).toMatchObject({ executable: '/tmp/sh\uFFFD', name: 'sh\uFFFD', working_directory: '/tmp/d\uFFFD', command_line: '/tmp/sh\uFFFD -c a\\b' });
+    expect(event.execsentry).toEqual({
+      paths_lossy: true,
+      args_lossy: true,
+      raw: {
+        'process.executable': '/tmp/sh\\xff',
+        'process.name': 'sh\\xff',
+        'process.working_directory': '/tmp/d\\xfe',
+        'process.args': ['/tmp/sh\\xff', '-c', 'a\\\\b'],
+        'process.command_line': '/tmp/sh\\xff -c a\\\\b',
+      },
+    });
+  });
+
+  it('gives the parent\'s repaired values from the process table, and only the child\'s own that were repaired', () => {
+    const child = { pid: 11, partial: false, startTicks: 101, executable: '/usr/bin/sleep', args: ['sleep', '1'], cwd: '/tmp/d\uFFFD', cwdBytes: latin1('/tmp/d\xfe'), pathsLossy: true };
+    expect(exec(child, shell).execsentry?.raw).toEqual({
+      'process.working_directory': '/tmp/d\\xfe',
+      'process.parent.executable': '/tmp/sh\\xff',
+      'process.parent.name': 'sh\\xff',
+      'process.parent.working_directory': '/tmp/d\\xfe',
+      'process.parent.args': ['/tmp/sh\\xff', '-c', 'a\\\\b'],
+      'process.parent.command_line': '/tmp/sh\\xff -c a\\\\b',
+    });
+  });
+
+  it('leaves process.name out when only a directory above it was not UTF-8', () => {
+    const event = exec({ pid: 12, partial: false, startTicks: 102, executable: '/tmp/\uFFFD/true', executableBytes: latin1('/tmp/\xff/true'), pathsLossy: true });
+    expect(event.execsentry?.raw).toEqual({ 'process.executable': '/tmp/\\xff/true' });
+  });
+
+  it('tells the overrun rescan that a program differing only in such bytes is another program', () => {
+    const known = entryFromSnapshot(shell, clock);
+    expect(sameImage(known, shell)).toBe(true);
+    const other = { ...shell, executableBytes: latin1('/tmp/sh\xfe'), argsBytes: [latin1('/tmp/sh\xfe'), latin1('-c'), latin1('a\\b')] };
+    expect(sameImage(known, other)).toBe(false);
+    // The same program, with an argument that differs only in such a byte.
+    const withArg = (byte: string) => ({ ...shell, args: ['/tmp/sh\uFFFD', 'x\uFFFD'], argsBytes: [latin1('/tmp/sh\xff'), latin1(`x${byte}`)] });
+    expect(sameImage(entryFromSnapshot(withArg('\xff'), clock), withArg('\xfe'))).toBe(false);
+    expect(sameImage(entryFromSnapshot(withArg('\xff'), clock), withArg('\xff'))).toBe(true);
+    expect(sameImage(known, { ...shell, args: ['/tmp/sh\uFFFD'] })).toBe(false);
+  });
+
+  it('adds nothing when every value was UTF-8', () => {
+    expect(exec({ pid: 14, partial: false, startTicks: 104, executable: '/usr/bin/true', args: ['true'], cwd: '/' }).execsentry).toBeUndefined();
   });
 });
 

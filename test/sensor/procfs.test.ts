@@ -67,6 +67,26 @@ describe('/proc parsers on recorded fixtures', () => {
     expect(s.argsLossy).toBe(true);
   });
 
+  it('hands over the original bytes of argv when some argument was not UTF-8, and only then', () => {
+    expect(snapshot(103).argsBytes).toEqual([Buffer.from('café'), Buffer.from([0xff, 0xfe, 0x20, 0x6f, 0x6b]), Buffer.from([0xe2, 0x82])]);
+    expect(snapshot(100).argsBytes).toBeUndefined();
+  });
+
+  it('hands over the original bytes of each path that was not UTF-8, and only of that one', () => {
+    const s = snapshot(109);
+    expect(s.executable).toBe('/tmp/x\uFFFD');
+    expect(s.executableBytes).toEqual(Buffer.from('/tmp/x\xff', 'latin1'));
+    expect(s.cwd).toBe('/tmp/d\uFFFD\\');
+    expect(s.cwdBytes).toEqual(Buffer.from('/tmp/d\xfe\\', 'latin1'));
+    expect(s.pathsLossy).toBe(true);
+    expect(s.args).toEqual(['/tmp/x\uFFFD', 'a\\b']);
+    expect(s.argsBytes).toEqual([Buffer.from('/tmp/x\xff', 'latin1'), Buffer.from('a\\b')]);
+    expect(s.argsLossy).toBe(true);
+    for (const key of ['executableBytes', 'cwdBytes', 'argsBytes', 'pathsLossy'] as const) expect(snapshot(100)[key]).toBeUndefined();
+    // A lossy cwd leaves a valid executable alone.
+    expect(snapshot(107).executableBytes).toBeUndefined();
+  });
+
   it('keeps an empty last argument', () => {
     expect(snapshot(107).args).toEqual(['/usr/bin/sleep', '']);
   });
