@@ -39,7 +39,7 @@ export function registerKqlCommand(program: Command): void {
       const result = await grep(input, compiled, options.count === true);
       if (options.count === true) await write(`${result.matched}\n`);
       if (result.badLines > 0) {
-        process.stderr.write(`execsentry: ${result.badLines} line(s) were not JSON objects and were skipped\n`);
+        process.stderr.write(`execsentry: ${result.badLines} line(s) were not JSON objects (or were too long) and were skipped\n`);
         process.exitCode = EXIT_RUNTIME;
       }
     });

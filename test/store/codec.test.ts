@@ -116,7 +116,7 @@ describe('records', () => {
   });
 
   it('read the sightings of format version 1 (u32 seconds) too', () => {
-    const { result, histories, sightings } = decodeAll(readFileSync(fileURLToPath(new URL('./fixtures/new-terms-history-v1.log', import.meta.url))));
+    const { result, histories, sightings } = decodeAll(readFileSync(fileURLToPath(new URL('./fixtures/new-terms-history-v1.bin', import.meta.url))));
     expect(result).toMatchObject({ state: 'ok', version: 1, damage: [], records: 7 });
     expect(histories.map((h) => h.ruleId)).toEqual(['rule-a', 'rule-b']);
     expect(sightings.map((s) => [s.key, s.seconds])).toEqual([

@@ -20,7 +20,7 @@ const cli = join(repo, 'dist/cli.js');
  * T0 + 1 s and /opt/future recorded as 2200-01-01, which version 1 stored as 0xffffffff (2106-02-07); rule-b
  * (2 fields) holds [/bin/sh, daemon] at T0 + 2 s.
  */
-const V1_FIXTURE = fileURLToPath(new URL('./fixtures/new-terms-history-v1.log', import.meta.url));
+const V1_FIXTURE = fileURLToPath(new URL('./fixtures/new-terms-history-v1.bin', import.meta.url));
 const V1_MAX_SECONDS = 0xffffffff;
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
