@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore, TermHistory } from '../store/index.js';
 import { alertTemplate, buildAlert, type AlertTemplate } from './alert.js';
-import { repairedTermReaders, termCombinations, termValues } from './new-terms.js';
+import { repairedTermReaders, shownTerm, termCombinations, termValues } from './new-terms.js';
 
 /**
  * Rules evaluated on each process event as it arrives. Query rules alert on every match; new_terms rules
@@ -266,7 +266,7 @@ export class DetectionEngine {
       // Over max_signals the tuple is not recorded either: its next sighting alerts instead of never.
       if (!this.admit(runtime, nowMs)) continue;
       const newTerms: Record<string, string> = {};
-      tuple.forEach((term, index) => (newTerms[fields[index]!] = term));
+      tuple.forEach((term, index) => (newTerms[fields[index]!] = shownTerm(term)));
       this.deliver(buildAlert(event, runtime.template, newTerms), history.recordNew(tuple, nowMs));
     }
   }

@@ -4,8 +4,21 @@
  */
 
 import { fieldRead, getField } from '../kql/index.js';
+import { escapeBytes } from '../sensor/escape-bytes.js';
 
 type TermReader = (doc: unknown) => unknown[];
+
+/**
+ * Ends every term read from repaired bytes. No value the host gives can hold a NUL (paths, argv strings and
+ * names are NUL-terminated in the kernel and in NSS), so a repaired term never equals a plain one: a file
+ * really named `x\xff` (backslash, x, f, f) and one whose name ends in the byte 0xff stay two terms.
+ */
+const REPAIRED_MARK = '\u0000';
+
+/** A term as an alert shows it (execsentry.new_terms): without the mark of repaired bytes. */
+export function shownTerm(term: string): string {
+  return term.endsWith(REPAIRED_MARK) ? term.slice(0, -REPAIRED_MARK.length) : term;
+}
 
 /**
  * The readers of a rule's new_terms fields, each keyed by the original bytes where the sensor repaired a
@@ -29,9 +42,16 @@ export function repairedTermReaders(fields: readonly string[], readers: readonly
       if (raw.length !== shown.length) return reader(event);
       const terms: unknown[] = [];
       for (let i = 0; i < raw.length; i++) {
-        if (reader({ [read]: shown[i] }).length === 0) continue;
+        const plain = reader({ [read]: shown[i] });
+        if (plain.length === 0) continue;
+        // In a raw array, the elements that needed no repair are their shown text escaped: they keep the
+        // plain term, as the same argument in any other event has it.
+        if (typeof shown[i] === 'string' && raw[i] === escapeBytes(Buffer.from(shown[i] as string))) {
+          terms.push(plain[0]);
+          continue;
+        }
         // Over ignore_above only once escaped: the escaped form as it is (a caseless field cannot lowercase it).
-        terms.push(reader({ [read]: raw[i] })[0] ?? raw[i]);
+        terms.push(`${String(reader({ [read]: raw[i] })[0] ?? raw[i])}${REPAIRED_MARK}`);
       }
       return terms;
     };

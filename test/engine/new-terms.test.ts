@@ -152,6 +152,23 @@ describe('values the sensor had to repair (bytes that were not UTF-8)', () => {
     expect(terms).toEqual([{ 'process.executable.caseless': '/tmp/x\\xff' }, { 'process.executable.caseless': '/tmp/x\\xfe' }]);
   });
 
+  it('never share a term with a valid name that reads like their escape (a file really named x\\xff)', async () => {
+    const { terms } = await newTermsOf(
+      ['process.executable'],
+      [lossy(0, { 'process.executable': '/tmp/x\\xff' }), plain(1, { executable: '/tmp/x\\xff' }), plain(2, { executable: '/tmp/x\\xff' })],
+    );
+    // two alerts, shown alike: the repaired one's term is kept apart in the history, not in the alert
+    expect(terms).toEqual([{ 'process.executable': '/tmp/x\\xff' }, { 'process.executable': '/tmp/x\\xff' }]);
+  });
+
+  it('keep the plain term for the elements of a repaired array that needed no repair', async () => {
+    const { terms } = await newTermsOf(
+      ['process.args'],
+      [plain(0, { args: ['a\\b', '-i'] }), lossy(1, { 'process.args': ['/tmp/x\\xff', 'a\\\\b', '-i'] }, { args: [shown, 'a\\b', '-i'] })],
+    );
+    expect(terms).toEqual([{ 'process.args': 'a\\b' }, { 'process.args': '-i' }, { 'process.args': '/tmp/x\\xff' }]);
+  });
+
   it('takes an array field\'s raw array as a whole', async () => {
     const args = [shown, '-i'];
     const { terms } = await newTermsOf(
