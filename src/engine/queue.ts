@@ -9,9 +9,9 @@ import type { DetectionEngine } from './index.js';
 export const EVALUATION_SLICE_MS = 50;
 
 /**
- * Events waiting for their turn, at most. Beyond it evaluation no longer yields: the sensor's callback
- * then returns only when its batch is evaluated, the reader thread stops reading once its own queue is
- * full, and the kernel's losses are counted by the sensor (overruns) — memory stays bounded, and the loss
+ * Events waiting for their turn, at most (between two batches). Beyond it the sensor's callback returns only
+ * once evaluation has brought the backlog back to it, the reader thread stops reading once its own queue is
+ * full, and the kernel's losses are counted by the sensor (overruns): memory stays bounded, and the loss
  * shows in the counters instead of in a growing queue.
  */
 export const MAX_EVALUATION_BACKLOG = 16_384;
@@ -27,25 +27,28 @@ export interface EvaluationQueueStats {
 
 /** The live agent's events, evaluated in arrival order, in slices of at most EVALUATION_SLICE_MS. */
 export class EvaluationQueue {
-  private waiting: ProcessEvent[] = [];
+  /** Arrival order; entries before `next` are evaluated and cleared. */
+  private waiting: (ProcessEvent | undefined)[] = [];
   private next = 0;
   private resumeScheduled = false;
   private peakBacklog = 0;
   private yields = 0;
 
-  constructor(private readonly engine: DetectionEngine) {}
+  constructor(private readonly engine: Pick<DetectionEngine, 'evaluate'>) {}
 
   push(events: readonly ProcessEvent[]): void {
     for (const event of events) this.waiting.push(event);
     const backlog = this.waiting.length - this.next;
     if (backlog > this.peakBacklog) this.peakBacklog = backlog;
     if (!this.resumeScheduled) this.run();
+    // Over the bound the sensor's callback waits for evaluation: the backlog stops growing here, and the
+    // pressure goes back to the reader thread and the kernel, where losses are counted.
+    else if (backlog > MAX_EVALUATION_BACKLOG) this.evaluateDownTo(MAX_EVALUATION_BACKLOG);
   }
 
   /** Evaluates everything still waiting, without yielding (at stop, after the sensor stopped). */
   finish(): void {
-    while (this.next < this.waiting.length) this.engine.evaluate(this.waiting[this.next++]!, Date.now());
-    this.reset();
+    this.evaluateDownTo(0);
   }
 
   stats(): EvaluationQueueStats {
@@ -55,7 +58,7 @@ export class EvaluationQueue {
   private run(): void {
     const startedMs = performance.now();
     while (this.next < this.waiting.length) {
-      this.engine.evaluate(this.waiting[this.next++]!, Date.now());
+      this.evaluateNext();
       const backlog = this.waiting.length - this.next;
       if (backlog > 0 && backlog <= MAX_EVALUATION_BACKLOG && performance.now() - startedMs > EVALUATION_SLICE_MS) {
         this.yields += 1;
@@ -67,11 +70,23 @@ export class EvaluationQueue {
         return;
       }
     }
-    this.reset();
   }
 
-  private reset(): void {
-    this.waiting = [];
-    this.next = 0;
+  private evaluateDownTo(backlog: number): void {
+    while (this.waiting.length - this.next > backlog) this.evaluateNext();
+  }
+
+  private evaluateNext(): void {
+    const event = this.waiting[this.next]!;
+    this.waiting[this.next++] = undefined;
+    this.engine.evaluate(event, Date.now());
+    if (this.next === this.waiting.length) {
+      this.waiting = [];
+      this.next = 0;
+    } else if (this.next >= 1024 && this.next * 2 >= this.waiting.length) {
+      // What was evaluated goes: under a lasting backlog the queue would otherwise keep every event since it was last empty.
+      this.waiting = this.waiting.slice(this.next);
+      this.next = 0;
+    }
   }
 }
