@@ -65,6 +65,13 @@ describe('files that are not regular files', () => {
     expect(run.stderr).toBe(`execsentry: config ${file}: cannot read it: larger than 1 MiB, the limit for this kind of file\n`);
   });
 
+  it('kql on a device that cannot be opened names it, exit 2 (not a failure found while reading)', () => {
+    // a new session has no controlling terminal: /dev/tty cannot be opened there
+    const run = spawnSync(process.execPath, [CLI, 'kql', 'a:b', '/dev/tty'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr.toString()).toBe('execsentry: cannot read /dev/tty: no such device or address: a socket, or a device with nothing behind it (ENXIO)\n');
+  });
+
   it('kql on a directory is a usage error (exit 2), not an unexpected failure', () => {
     const run = execsentry(['kql', 'a:b', '/tmp']);
     expect(run.status).toBe(2);

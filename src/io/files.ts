@@ -37,8 +37,8 @@ const ERRNO_WORDS: Record<string, string> = {
   ELOOP: 'too many symbolic links',
   EROFS: 'the file system is read-only',
   ENOSPC: 'no space left on the device',
-  // open(2) on a Unix socket
-  ENXIO: 'not a regular file (a socket)',
+  // open(2) on a Unix socket, or on a device with nothing behind it (/dev/tty without a terminal)
+  ENXIO: 'no such device or address: a socket, or a device with nothing behind it',
 };
 
 /**
@@ -164,12 +164,13 @@ export async function openDocumentStream(path: string): Promise<Readable> {
     throw new UnreadableFile(path, describeErrno(err));
   }
   if (stats.isDirectory()) throw new UnreadableFile(path, 'it is a directory (EISDIR)');
-  const stream = createReadStream(path);
-  // A pipe's open waits for its writer, on libuv's thread pool; only a regular file's open is awaited here.
-  if (!stats.isFile()) return stream;
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (err) => reject(new UnreadableFile(path, describeErrno(err))));
-  });
-  return stream;
+  // A blocking open (on libuv's thread pool): a pipe's waits for its writer, as any reader of a pipe does,
+  // and every way the open can fail is known here, before the first line is read.
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOCTTY);
+  } catch (err) {
+    throw new UnreadableFile(path, describeErrno(err));
+  }
+  return createReadStream(path, { fd: handle });
 }
