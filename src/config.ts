@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
@@ -164,6 +163,8 @@ export interface LoadedConfig {
   config: Config;
   /** The file that was read, if any. */
   configFile: string | undefined;
+  /** Its text exactly as read and validated (what `install --config` installs: no second read to race). */
+  configText: string | undefined;
   /** Problems that do not stop the agent (a secret readable by others, an unknown EXECSENTRY_ variable); log them. */
   warnings: string[];
 }
@@ -240,15 +241,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   if (runtimeDirectory !== undefined) systemdLayer['runtimeDir'] = runtimeDirectory;
 
   let fileLayer: Record<string, unknown> = {};
+  let configText: string | undefined;
   if (configFile !== undefined) {
-    fileLayer = readConfigFile(configFile);
+    const read = readConfigFile(configFile);
+    fileLayer = read.value;
+    configText = read.text;
     // The file on its own must be valid: a broken file is reported as the file's fault even when the
     // environment happens to override the broken key today.
     const alone = ConfigSchema.safeParse(deepMerge(systemdLayer, fileLayer));
     if (!alone.success) throw configError(alone.error, { source: 'file', file: configFile, input: fileLayer });
     const held = literalSecretsIn(fileLayer);
     if (held.length > 0) {
-      const mode = statSync(configFile).mode & 0o777;
+      const mode = read.mode & 0o777;
       if ((mode & 0o077) !== 0) {
         warnings.push(
           `config ${configFile} holds a secret (${held.join(', ')}) and is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 it, or move the secret to a file or systemd credential (apiKeyFile, passwordFile, "credential:NAME")`,
@@ -267,20 +271,24 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   const config = parsed.data;
   if (options.resolveSecrets !== false) resolveSecrets(config, env, configFile, warnings);
-  return { config, configFile, warnings };
+  return { config, configFile, configText, warnings };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-function readConfigFile(file: string): Record<string, unknown> {
+function readConfigFile(file: string): { value: Record<string, unknown>; text: string; mode: number } {
   let text: string;
+  let mode: number;
   try {
-    text = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES).toString('utf8');
+    const read = readRegularFileSync(file, MAX_CONFIG_FILE_BYTES);
+    text = read.bytes.toString('utf8');
+    mode = read.mode;
   } catch (err) {
     throw new ValidationError(`config ${file}: cannot read it: ${err instanceof UnreadableFile ? err.reason : String(err)}`);
   }
+  const raw = text;
   let value: unknown;
   try {
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -296,7 +304,7 @@ function readConfigFile(file: string): Record<string, unknown> {
     throw new ValidationError(`config ${file}: the top level must be a JSON object ({ "option": value, … }), not ${describeJsonType(value)}`);
   }
   refuseReservedKeys(value, [], `config ${file}`);
-  return value as Record<string, unknown>;
+  return { value: value as Record<string, unknown>, text: raw, mode };
 }
 
 /**
@@ -500,8 +508,11 @@ function credentialPath(reference: string, env: NodeJS.ProcessEnv, context: stri
 
 function readSecretFile(path: string, context: string, warnings: string[], env: NodeJS.ProcessEnv): string {
   let text: string;
+  let fileMode: number;
   try {
-    text = readRegularFileSync(path, MAX_SECRET_FILE_BYTES).toString('utf8');
+    const read = readRegularFileSync(path, MAX_SECRET_FILE_BYTES);
+    text = read.bytes.toString('utf8');
+    fileMode = read.mode;
   } catch (err) {
     throw new ValidationError(`${context}: cannot read the secret: ${err instanceof UnreadableFile ? err.reason : String(err)}`);
   }
@@ -510,7 +521,7 @@ function readSecretFile(path: string, context: string, warnings: string[], env: 
   if (secret === '') throw new ValidationError(`${context}: the secret file is empty`);
   const credentials = nonEmpty(env.CREDENTIALS_DIRECTORY);
   if (credentials === undefined || !path.startsWith(credentials + '/')) {
-    const mode = statSync(path).mode & 0o777;
+    const mode = fileMode & 0o777;
     if ((mode & 0o077) !== 0) {
       warnings.push(`secret file ${path} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 it`);
     }

@@ -67,7 +67,7 @@ describe('files that are not regular files', () => {
 
   it('kql on a device that cannot be opened names it, exit 2 (not a failure found while reading)', () => {
     // a new session has no controlling terminal: /dev/tty cannot be opened there
-    const run = spawnSync(process.execPath, [CLI, 'kql', 'a:b', '/dev/tty'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    const run = spawnSync('setsid', ['--wait', process.execPath, CLI, 'kql', 'a:b', '/dev/tty'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
     expect(run.status).toBe(2);
     expect(run.stderr.toString()).toBe('execsentry: cannot read /dev/tty: no such device or address: a socket, or a device with nothing behind it (ENXIO)\n');
   });

@@ -105,8 +105,11 @@ export function formatBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** The whole content of a regular file of at most `maxBytes`, or an UnreadableFile. */
-export function readRegularFileSync(path: string, maxBytes: number): Buffer {
+/**
+ * The whole content of a regular file of at most `maxBytes`, or an UnreadableFile; with its permission bits
+ * as the descriptor read had them (a later stat by path could see another file).
+ */
+export function readRegularFileSync(path: string, maxBytes: number): { bytes: Buffer; mode: number } {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -114,11 +117,12 @@ export function readRegularFileSync(path: string, maxBytes: number): Buffer {
     throw new UnreadableFile(path, describeErrno(err));
   }
   try {
-    const refused = refuseKind(path, fstatSync(fd));
+    const stats = fstatSync(fd);
+    const refused = refuseKind(path, stats);
     if (refused !== undefined) throw refused;
     const content = new BoundedContent(path, maxBytes);
     for (let buffer = content.nextBuffer(); content.add(buffer, readSync(fd, buffer, 0, buffer.length, null)); buffer = content.nextBuffer());
-    return content.bytes();
+    return { bytes: content.bytes(), mode: stats.mode & 0o7777 };
   } catch (err) {
     if (err instanceof UnreadableFile) throw err;
     throw new UnreadableFile(path, describeErrno(err));

@@ -97,8 +97,7 @@ export function install(options: InstallOptions): void {
   if (options.configFile !== undefined) {
     // Refuse a broken file before anything is touched. Secrets and credentials resolve when the service
     // starts (LoadCredential= exists only then), and the environment here is not the service's.
-    loadConfig({ configFile: options.configFile, env: {}, resolveSecrets: false });
-    installedConfig = readFileSync(options.configFile, 'utf8');
+    installedConfig = loadConfig({ configFile: options.configFile, env: {}, resolveSecrets: false }).configText;
   }
 
   const owner = root === undefined ? ensureSystemUser(print) : ROOT_OWNER;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +25,8 @@ describe('readRegularFile', () => {
   it('reads a regular file whole, sync and async', async () => {
     const file = join(dir, 'ok.json');
     writeFileSync(file, '{"a": 1}');
-    expect(readRegularFileSync(file, 100).toString()).toBe('{"a": 1}');
+    chmodSync(file, 0o640);
+    expect(readRegularFileSync(file, 100)).toEqual({ bytes: Buffer.from('{"a": 1}'), mode: 0o640 });
     expect((await readRegularFile(file, 100)).toString()).toBe('{"a": 1}');
   });
 
