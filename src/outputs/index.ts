@@ -107,6 +107,18 @@ async function readSecret(config: OutputConfig, key: 'apiKeyFile' | 'passwordFil
   }
 }
 
+/**
+ * The http(s) URL of an elasticsearch:// output, without credentials. Port 9200 when none is given; a given
+ * port stays, even the scheme's default (`elasticsearch://h:80` is port 80, though http's URL hides it).
+ */
+export function elasticsearchUrl(given: URL, secure: boolean): URL {
+  const url = new URL(given.href.replace(/^[^:]+:/, secure ? 'https:' : 'http:'));
+  url.username = '';
+  url.password = '';
+  if (given.port === '') url.port = '9200';
+  return url;
+}
+
 /** A stable directory name per output (the spool must be found again after a restart). */
 function outputId(kind: string, name: string): string {
   return `${kind.replace(/[^a-z0-9]+/g, '-')}-${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
@@ -183,10 +195,7 @@ async function openOne(config: OutputConfig, context: OutputContext): Promise<Ou
       const given = parseUrl(config);
       const secure = scheme === 'elasticsearchs' || scheme === 'es+https';
       hostAndPort(config, given, 9200);
-      const url = new URL(given.href.replace(/^[^:]+:/, secure ? 'https:' : 'http:'));
-      url.username = '';
-      url.password = '';
-      if (url.port === '') url.port = '9200';
+      const url = elasticsearchUrl(given, secure);
       const name = `${scheme}://${url.host}${url.pathname === '/' ? '' : url.pathname}`;
       const headers = await elasticsearchHeaders(config, given);
       const poster = new HttpPoster({ url, headers, tls: await loadTls(config, name), timeoutMs, gzip: config.gzip === true });

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_DATA_STREAM, openOutputs } from '../../src/outputs/index.js';
+import { DEFAULT_DATA_STREAM, elasticsearchUrl, openOutputs } from '../../src/outputs/index.js';
 import { makeAlert } from './helpers/alerts.js';
 import { makeCertificates, type TestCertificates } from './helpers/certs.js';
 import { testContext } from './helpers/context.js';
@@ -57,6 +57,15 @@ function bulkBehaviour(seen: Map<string, number>) {
     return { status: 200, body: JSON.stringify({ took: 3, errors: items.some((item) => item.create.status >= 300), items }) };
   };
 }
+
+describe('elasticsearch output URLs', () => {
+  it('default to port 9200, and keep a given port even when it is the scheme\'s own', () => {
+    expect(elasticsearchUrl(new URL('elasticsearch://u:p@es.example/'), false).href).toBe('http://es.example:9200/');
+    expect(elasticsearchUrl(new URL('elasticsearch://es.example:80/'), false).href).toBe('http://es.example/');
+    expect(elasticsearchUrl(new URL('elasticsearchs://es.example:443/base'), true).href).toBe('https://es.example/base');
+    expect(elasticsearchUrl(new URL('es+https://es.example:9243'), true).href).toBe('https://es.example:9243/');
+  });
+});
 
 describe('elasticsearch output (_bulk with create actions)', () => {
   it('acknowledges 201 and 409, retries only 429/5xx items, dead-letters 400 items with their error', async () => {
