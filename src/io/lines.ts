@@ -12,7 +12,7 @@ export const MAX_LINE_BYTES = 16 * MiB;
 
 export type Line =
   /** `bytes` without its newline; \r of a \r\n line is kept (the input, byte for byte). */
-  | { number: number; bytes: Buffer; terminated: boolean; tooLong?: undefined }
+  | { number: number; bytes: Buffer; tooLong?: undefined }
   /**
    * A line that went over the limit, reported as soon as it did (a reader that stops at a bad line must
    * not wait for a newline that /dev/zero never sends); the rest of it is skipped.
@@ -48,7 +48,7 @@ export async function* readLines(input: AsyncIterable<Buffer | string>, maxLineB
       const bytes = parts.length === 0 ? tail : Buffer.concat([...parts, tail], partBytes + tail.length);
       parts = [];
       partBytes = 0;
-      yield { number, bytes, terminated: true };
+      yield { number, bytes };
     }
     const rest = data.subarray(start);
     if (skipping || rest.length === 0) continue;
@@ -59,11 +59,11 @@ export async function* readLines(input: AsyncIterable<Buffer | string>, maxLineB
       yield { number: ++number, tooLong: true };
       continue;
     }
-    // a copy: the chunk may be a pooled buffer that its stream reuses after this iteration
-    parts.push(Buffer.from(rest));
+    // a view, like the lines above: a stream hands each chunk over to its reader for good
+    parts.push(rest);
     partBytes += rest.length;
   }
-  if (partBytes > 0) yield { number: ++number, bytes: Buffer.concat(parts, partBytes), terminated: false };
+  if (partBytes > 0) yield { number: ++number, bytes: Buffer.concat(parts, partBytes) };
 }
 
 /** The line's text for JSON.parse: UTF-8, without the \r of a \r\n line. */
