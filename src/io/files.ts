@@ -51,13 +51,26 @@ export function describeErrno(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function kindOf(stats: Stats): string {
+/** What a file is, in words ("a FIFO"), for messages; lstat's answer may be a link. */
+export function kindOf(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'a symbolic link';
   if (stats.isDirectory()) return 'a directory';
   if (stats.isFIFO()) return 'a FIFO';
   if (stats.isCharacterDevice()) return 'a character device';
   if (stats.isBlockDevice()) return 'a block device';
   if (stats.isSocket()) return 'a socket';
   return 'not a regular file';
+}
+
+/**
+ * Why a file opened in a state directory (never through a link: O_NOFOLLOW) is not one execsentry may
+ * write, or undefined when it is: another kind of file, or a hard link planted under its name, which would
+ * make a truncation or a write land in someone else's file.
+ */
+export function plantedFileProblem(stats: Stats): string | undefined {
+  if (!stats.isFile()) return kindOf(stats) === 'not a regular file' ? 'not a regular file' : `not a regular file (${kindOf(stats)})`;
+  if (stats.nlink > 1) return `a hard link (one of ${stats.nlink} names of the same file)`;
+  return undefined;
 }
 
 function refuseKind(path: string, stats: Stats): UnreadableFile | undefined {

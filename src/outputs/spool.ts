@@ -2,6 +2,7 @@ import { close as closeFd, constants as fsConstants, fdatasync as fdatasyncCallb
 import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { kindOf, plantedFileProblem } from '../io/files.js';
 import { scanRecords, type DamagedRange } from '../io/record-scan.js';
 import { HEADER_BYTES, encodeRecord, parseRecord, spoolFraming } from './spool-record.js';
 import { errorText } from './types.js';
@@ -216,13 +217,14 @@ export class Spool {
       const id = Number(name.slice(0, 16));
       const file = this.segmentPath(id);
       const stat = await lstat(file);
-      if (!stat.isFile()) {
+      const planted = stat.isSymbolicLink() ? 'a symbolic link' : plantedFileProblem(stat);
+      if (planted !== undefined) {
         const aside = `${file}.${stat.isSymbolicLink() ? 'symlink' : 'foreign'}-${Date.now()}`;
         // rename moves the entry itself: a link is moved, not what it points to
         await rename(file, aside);
         this.options.logger.error(
-          { file, kind: kindOf(stat), setAside: aside },
-          `spool: ${file} is ${kindOf(stat)}, not a segment the spool wrote; set aside as ${aside} without opening it`,
+          { file, kind: planted, setAside: aside },
+          `spool: ${file} is ${planted}, not a segment the spool wrote; set aside as ${aside} without opening it`,
         );
       } else if (stat.size === 0) {
         await this.removeSegmentFile(id, 'debug', 'spool: deleting an empty segment (it holds no record)');
@@ -736,15 +738,6 @@ class NotASpoolFile extends Error {
   }
 }
 
-function kindOf(stat: Stats): string {
-  if (stat.isSymbolicLink()) return 'a symbolic link';
-  if (stat.isDirectory()) return 'a directory';
-  if (stat.isFIFO()) return 'a FIFO';
-  if (stat.isSocket()) return 'a socket';
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
-  return 'not a regular file';
-}
-
 /** Opens a file the spool wrote before: never through a link, without blocking on a FIFO, only a regular file. */
 async function openExisting(file: string, flags: number): Promise<FileHandle> {
   let handle: FileHandle;
@@ -753,10 +746,10 @@ async function openExisting(file: string, flags: number): Promise<FileHandle> {
   } catch (err) {
     throw (err as NodeJS.ErrnoException).code === 'ELOOP' ? new NotASpoolFile(file, 'a symbolic link') : err;
   }
-  const stat = await handle.stat();
-  if (stat.isFile()) return handle;
+  const planted = plantedFileProblem(await handle.stat());
+  if (planted === undefined) return handle;
   await handle.close();
-  throw new NotASpoolFile(file, kindOf(stat));
+  throw new NotASpoolFile(file, planted);
 }
 
 /** The spool's directory must be a real one: through a planted link, root would create files wherever it points. */

@@ -15,7 +15,8 @@ import {
   tupleFromKey,
   tupleKey,
 } from './codec.js';
-import { StateDirLock, describeStateErrno, linkTarget, plantedFileProblem } from './lock.js';
+import { plantedFileProblem } from '../io/files.js';
+import { StateDirLock, describeStateErrno, linkTarget } from './lock.js';
 import { readLog, type LogReadResult } from './log-reader.js';
 
 export { LOCK_FILE_NAME } from './lock.js';

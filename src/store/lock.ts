@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readlinkSync, readSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { RuntimeFailure } from '../errors.js';
-import { describeErrno } from '../io/files.js';
+import { describeErrno, plantedFileProblem } from '../io/files.js';
 import { escapeControl } from '../log.js';
 import { native } from '../native.js';
 
@@ -119,12 +119,6 @@ export function linkTarget(path: string): string {
   }
 }
 
-/** Why a file opened in the state directory is not one execsentry may write, or undefined when it is. */
-export function plantedFileProblem(stat: Stats): string | undefined {
-  if (!stat.isFile()) return 'not a regular file';
-  if (stat.nlink > 1) return `a hard link (one of ${stat.nlink} names of the same file)`;
-  return undefined;
-}
 
 /** describeErrno, with the state directory's meaning of ELOOP: O_NOFOLLOW met a link. */
 export function describeStateErrno(err: unknown): string {

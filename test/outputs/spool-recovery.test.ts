@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -325,6 +325,19 @@ describe('spool files and symbolic links: never followed', () => {
     const report = context.logs.find((log) => log.file === link)!;
     expect(report).toMatchObject({ level: ERROR, msg: expect.stringMatching(/symbolic link/) });
     expect(lstatSync(report.setAside as string).isSymbolicLink()).toBe(true);
+    context.cleanup();
+  });
+
+  it('a hard link named like a segment (another file under a second name) is set aside, its content untouched', async () => {
+    const { context, dir } = await spooled(2);
+    const target = join(context.stateDir, 'precious');
+    writeFileSync(target, 'not a spool segment\n');
+    const link = join(dir, '0000000000000005.seg');
+    linkSync(target, link);
+    expect(await deliverAll(dir, context)).toEqual(['id-0', 'id-1']);
+    expect(readFileSync(target, 'utf8')).toBe('not a spool segment\n');
+    expect(existsSync(link)).toBe(false);
+    expect(context.logs.find((log) => log.file === link)).toMatchObject({ level: ERROR, msg: expect.stringMatching(/a hard link/) });
     context.cleanup();
   });
 

@@ -124,7 +124,7 @@ describe('other files planted in the state directory', () => {
     const dir = stateDir();
     const lock = join(dir, LOCK_FILE_NAME);
     expect(spawnSync('mkfifo', [lock]).status).toBe(0);
-    await expect(openTestStore(dir)).rejects.toThrow(new RuntimeFailure(`the lock file ${lock} is not a regular file: remove it and find out who put it there`));
+    await expect(openTestStore(dir)).rejects.toThrow(new RuntimeFailure(`the lock file ${lock} is not a regular file (a FIFO): remove it and find out who put it there`));
     await expect(openTestStore(dir, { readOnly: true })).rejects.toThrow(/is not a regular file/);
     rmSync(lock);
     const file = join(dir, HISTORY_FILE_NAME);
@@ -134,7 +134,7 @@ describe('other files planted in the state directory', () => {
     expect(aside).toMatch(/new-terms-history\.log\.foreign-/);
     expect(lstatSync(aside).isFIFO()).toBe(true);
     expect(records.map((r) => [r.level, r.msg])).toEqual([
-      [50, `new-terms history ${file} is not a regular file; kept it as ${aside} and started with an empty history`],
+      [50, `new-terms history ${file} is not a regular file (a FIFO); kept it as ${aside} and started with an empty history`],
     ]);
     await store.close();
   });
