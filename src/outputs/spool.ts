@@ -1,6 +1,6 @@
 import { close as closeFd, constants as fsConstants, fdatasync as fdatasyncCallback, ftruncate as ftruncateCallback, open as openCallback, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 import { kindOf, plantedFileProblem } from '../io/files.js';
 import { scanRecords, type DamagedRange } from '../io/record-scan.js';
@@ -752,14 +752,19 @@ async function openExisting(file: string, flags: number): Promise<FileHandle> {
   throw new NotASpoolFile(file, planted);
 }
 
-/** The spool's directory must be a real one: through a planted link, root would create files wherever it points. */
+/**
+ * The spool's directory, and `spool/` above it, must be real ones: through a planted link, root would create
+ * files wherever it points. (The state directory itself is the store's to check.)
+ */
 async function prepareDirectory(dir: string): Promise<void> {
-  const stat = await lstat(dir).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (stat === undefined) await mkdir(dir, { recursive: true, mode: 0o700 });
-  else if (!stat.isDirectory()) throw new NotASpoolFile(dir, kindOf(stat));
+  for (const path of [dirname(dir), dir]) {
+    const stat = await lstat(path).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (stat === undefined) await mkdir(path, { mode: 0o700 });
+    else if (!stat.isDirectory()) throw new NotASpoolFile(path, kindOf(stat));
+  }
 }
 
 /** A new segment's directory entry must be durable too, or a crash could lose the whole file. */

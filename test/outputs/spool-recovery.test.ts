@@ -380,6 +380,9 @@ describe('spool files and symbolic links: never followed', () => {
     symlinkSync(elsewhere, dir);
     await expect(openSpool(dir, context)).rejects.toThrow(new RegExp(`${dir} is a symbolic link`));
     expect(readdirSync(elsewhere)).toEqual([]);
+    // the same one level up, as the agent lays it out (<stateDir>/spool/<output>)
+    await expect(openSpool(join(dir, 'http-0123456789abcdef'), context)).rejects.toThrow(new RegExp(`${dir} is a symbolic link`));
+    expect(readdirSync(elsewhere)).toEqual([]);
     rmSync(dir);
     context.cleanup();
   });
