@@ -3,9 +3,13 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 export type { Logger };
 export type LogFormat = 'json' | 'pretty';
 
-/** Control characters (and DEL, C1) could rewrite an analyst's terminal; show them as escapes instead. */
+/**
+ * Control characters (and DEL, C1) could rewrite an analyst's terminal; line and paragraph separators and
+ * the bidirectional overrides and isolates could make a line read as something else (an argument shown
+ * reversed). Shown as escapes instead.
+ */
 export function escapeControl(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => {
     switch (c) {
       case '\n':
         return '\\n';
@@ -13,8 +17,10 @@ export function escapeControl(text: string): string {
         return '\\r';
       case '\t':
         return '\\t';
-      default:
-        return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+      default: {
+        const code = c.charCodeAt(0);
+        return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+      }
     }
   });
 }
