@@ -104,7 +104,7 @@ export class Agent {
         emit: (alert) => this.send(outputs, alert),
       });
       this.sensor = new Sensor({ ...this.config.sensor, logger: this.logger });
-      const queue = new EvaluationQueue(this.engine);
+      const queue = new EvaluationQueue(this.engine, this.logger);
       this.evaluation = queue;
       await this.sensor.start((events) => queue.push(events));
     } catch (err) {
@@ -259,7 +259,7 @@ export class Agent {
         pendingAlerts: stats.engine?.pendingAlerts ?? 0,
         historyWriteFailures: stats.engine?.historyWriteFailures ?? 0,
         evaluationErrors: stats.engine?.evaluationErrors ?? 0,
-        slowEvaluations: stats.engine?.slowEvaluations ?? 0,
+        slowEvaluations: stats.evaluation?.slowEvaluations ?? 0,
         evaluationBacklog: stats.evaluation?.backlog ?? 0,
         storeTuples: stats.store?.tuples ?? 0,
         storeBytes: stats.store?.diskBytes ?? 0,

@@ -44,19 +44,7 @@ export interface EngineStats {
   pendingAlerts: number;
   /** Rule evaluations that threw (a bug): counted, the first per rule logged, the rest of the batch goes on. */
   evaluationErrors: number;
-  /** Events whose evaluation by all rules together took longer than SLOW_EVALUATION_MS. */
-  slowEvaluations: number;
-  /** The longest evaluation of one event by all rules, in milliseconds. */
-  slowestEvaluationMs: number;
 }
-
-/**
- * Every matcher is linear in the event's size, and the sensor bounds the size (sensor.maxArgsBytes), so an
- * event costs at most a few milliseconds per rule. One that takes longer than this is worth knowing about:
- * counted, and logged (with the slowest rule) at most once per SLOW_LOG_INTERVAL_MS.
- */
-export const SLOW_EVALUATION_MS = 10;
-const SLOW_LOG_INTERVAL_MS = 60_000;
 
 /** Alerts over max_signals within one interval of one rule are counted here, reported when it ends. */
 class SignalLimiter {
@@ -141,10 +129,7 @@ export class DetectionEngine {
     historyWriteFailures: 0,
     pendingAlerts: 0,
     evaluationErrors: 0,
-    slowEvaluations: 0,
-    slowestEvaluationMs: 0,
   };
-  private lastSlowLogMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     rules: readonly LoadedRule[],
@@ -187,11 +172,7 @@ export class DetectionEngine {
   /** Evaluates every enabled rule on one event; `nowMs` is the wall clock live, the event's time in replay. */
   evaluate(event: ProcessEvent, nowMs: number): void {
     this.counters.events += 1;
-    const startedMs = performance.now();
     for (const runtime of this.runtimes) this.evaluateRule(runtime, event, nowMs);
-    const tookMs = performance.now() - startedMs;
-    if (tookMs > this.counters.slowestEvaluationMs) this.counters.slowestEvaluationMs = Math.round(tookMs * 1000) / 1000;
-    if (tookMs > SLOW_EVALUATION_MS) this.countSlow(event, tookMs);
   }
 
   private evaluateRule(runtime: RuleRuntime, event: ProcessEvent, nowMs: number): void {
@@ -217,14 +198,10 @@ export class DetectionEngine {
   }
 
   /**
-   * A slow event is counted; when it is logged, the rules' matchers are timed once more on their own to
-   * name the slowest (matching only: no second alert, no history write).
+   * The rule whose query takes longest on `event`, timed one by one (matching only: no alert, no history
+   * write), to name the culprit of a slow evaluation.
    */
-  private countSlow(event: ProcessEvent, tookMs: number): void {
-    this.counters.slowEvaluations += 1;
-    const wallMs = Date.now();
-    if (wallMs - this.lastSlowLogMs < SLOW_LOG_INTERVAL_MS) return;
-    this.lastSlowLogMs = wallMs;
+  slowestRule(event: ProcessEvent): { rule: string; ms: number } | undefined {
     let slowest: { rule: string; ms: number } | undefined;
     for (const runtime of this.runtimes) {
       const startedMs = performance.now();
@@ -236,10 +213,7 @@ export class DetectionEngine {
       const ms = performance.now() - startedMs;
       if (slowest === undefined || ms > slowest.ms) slowest = { rule: runtime.rule.name, ms: Math.round(ms * 1000) / 1000 };
     }
-    this.options.logger.warn(
-      { tookMs: Math.round(tookMs * 1000) / 1000, slowestRule: slowest?.rule, slowestRuleMs: slowest?.ms, pid: event.process?.pid, slowEvaluations: this.counters.slowEvaluations },
-      `one event took ${Math.round(tookMs)} ms to evaluate (over ${SLOW_EVALUATION_MS} ms); counted in slowEvaluations, logged at most once a minute`,
-    );
+    return slowest;
   }
 
   private evaluateNewTerms(runtime: RuleRuntime, history: TermHistory, event: ProcessEvent, nowMs: number): void {

@@ -1,4 +1,5 @@
 import type { ProcessEvent } from '../ecs/types.js';
+import type { Logger } from '../log.js';
 import type { DetectionEngine } from './index.js';
 
 /**
@@ -16,6 +17,14 @@ export const EVALUATION_SLICE_MS = 50;
  */
 export const MAX_EVALUATION_BACKLOG = 16_384;
 
+/**
+ * Every matcher is linear in the event's size, and the sensor bounds the size (sensor.maxArgsBytes), so an
+ * event costs at most a few milliseconds per rule. One that takes longer than this is worth knowing about:
+ * counted, and logged with its slowest rule at most once per SLOW_LOG_INTERVAL_MS.
+ */
+export const SLOW_EVALUATION_MS = 10;
+const SLOW_LOG_INTERVAL_MS = 60_000;
+
 export interface EvaluationQueueStats {
   /** Events waiting for evaluation now. */
   backlog: number;
@@ -23,6 +32,10 @@ export interface EvaluationQueueStats {
   peakBacklog: number;
   /** Times evaluation gave the event loop back mid-batch. */
   yields: number;
+  /** Events whose evaluation by all rules together took longer than SLOW_EVALUATION_MS. */
+  slowEvaluations: number;
+  /** The longest evaluation of one event by all rules, in milliseconds. */
+  slowestEvaluationMs: number;
 }
 
 /** The live agent's events, evaluated in arrival order, in slices of at most EVALUATION_SLICE_MS. */
@@ -33,8 +46,14 @@ export class EvaluationQueue {
   private resumeScheduled = false;
   private peakBacklog = 0;
   private yields = 0;
+  private slowEvaluations = 0;
+  private slowestEvaluationMs = 0;
+  private lastSlowLogMs = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly engine: Pick<DetectionEngine, 'evaluate'>) {}
+  constructor(
+    private readonly engine: Pick<DetectionEngine, 'evaluate' | 'slowestRule'>,
+    private readonly logger: Logger,
+  ) {}
 
   push(events: readonly ProcessEvent[]): void {
     for (const event of events) this.waiting.push(event);
@@ -52,15 +71,21 @@ export class EvaluationQueue {
   }
 
   stats(): EvaluationQueueStats {
-    return { backlog: this.waiting.length - this.next, peakBacklog: this.peakBacklog, yields: this.yields };
+    return {
+      backlog: this.waiting.length - this.next,
+      peakBacklog: this.peakBacklog,
+      yields: this.yields,
+      slowEvaluations: this.slowEvaluations,
+      slowestEvaluationMs: this.slowestEvaluationMs,
+    };
   }
 
   private run(): void {
     const startedMs = performance.now();
     while (this.next < this.waiting.length) {
-      this.evaluateNext();
+      const nowMs = this.evaluateNext();
       const backlog = this.waiting.length - this.next;
-      if (backlog > 0 && backlog <= MAX_EVALUATION_BACKLOG && performance.now() - startedMs > EVALUATION_SLICE_MS) {
+      if (backlog > 0 && backlog <= MAX_EVALUATION_BACKLOG && nowMs - startedMs > EVALUATION_SLICE_MS) {
         this.yields += 1;
         this.resumeScheduled = true;
         setImmediate(() => {
@@ -76,10 +101,16 @@ export class EvaluationQueue {
     while (this.waiting.length - this.next > backlog) this.evaluateNext();
   }
 
-  private evaluateNext(): void {
+  /** Evaluates the next event; returns the clock (performance.now()) after it, one reading per event. */
+  private evaluateNext(): number {
     const event = this.waiting[this.next]!;
     this.waiting[this.next++] = undefined;
+    const startedMs = performance.now();
     this.engine.evaluate(event, Date.now());
+    const endedMs = performance.now();
+    const tookMs = endedMs - startedMs;
+    if (tookMs > this.slowestEvaluationMs) this.slowestEvaluationMs = Math.round(tookMs * 1000) / 1000;
+    if (tookMs > SLOW_EVALUATION_MS) this.countSlow(event, tookMs);
     if (this.next === this.waiting.length) {
       this.waiting = [];
       this.next = 0;
@@ -88,5 +119,18 @@ export class EvaluationQueue {
       this.waiting = this.waiting.slice(this.next);
       this.next = 0;
     }
+    return endedMs;
+  }
+
+  private countSlow(event: ProcessEvent, tookMs: number): void {
+    this.slowEvaluations += 1;
+    const wallMs = Date.now();
+    if (wallMs - this.lastSlowLogMs < SLOW_LOG_INTERVAL_MS) return;
+    this.lastSlowLogMs = wallMs;
+    const slowest = this.engine.slowestRule(event);
+    this.logger.warn(
+      { tookMs: Math.round(tookMs * 1000) / 1000, slowestRule: slowest?.rule, slowestRuleMs: slowest?.ms, pid: event.process?.pid, slowEvaluations: this.slowEvaluations },
+      `one event took ${Math.round(tookMs)} ms to evaluate (over ${SLOW_EVALUATION_MS} ms); counted in evaluation.slowEvaluations, logged at most once a minute`,
+    );
   }
 }
