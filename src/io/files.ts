@@ -1,4 +1,4 @@
-import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
@@ -6,10 +6,11 @@ import type { Readable } from 'node:stream';
  * Reading files an administrator names (config, rules, secrets, CA bundles) and files of documents a user
  * hands to a command, without letting the file's kind or size hang or exhaust the agent.
  *
- * Every open is non-blocking: opening a FIFO for reading would otherwise wait for a writer forever (a
- * `rules.d/x.toml` FIFO hung start-up and SIGHUP reload), and O_NOCTTY keeps a terminal device from
- * becoming the agent's controlling terminal. The kind is then checked on the open descriptor (fstat), so
- * nothing can be swapped in between the check and the read.
+ * A file that is not a regular one is refused before it is opened: opening a FIFO for reading would wait
+ * for a writer forever (a `rules.d/x.toml` FIFO hung start-up and SIGHUP reload), and would be seen by a
+ * writer waiting on it. The open itself is non-blocking all the same, with O_NOCTTY (a terminal device must
+ * not become the agent's controlling terminal), and the kind is checked again on the open descriptor, so a
+ * file swapped in between the two checks is refused too.
  */
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
@@ -125,8 +126,13 @@ export function formatBytes(bytes: number): string {
 export function readRegularFileSync(path: string, maxBytes: number): { bytes: Buffer; mode: number } {
   let fd: number;
   try {
+    // A FIFO or a device is refused before it is opened (opening a FIFO is seen by its writer); the check
+    // on the descriptor below covers a file swapped in between.
+    const refused = refuseKind(path, statSync(path));
+    if (refused !== undefined) throw refused;
     fd = openSync(path, OPEN_FLAGS);
   } catch (err) {
+    if (err instanceof UnreadableFile) throw err;
     throw new UnreadableFile(path, describeErrno(err));
   }
   try {
@@ -148,8 +154,11 @@ export function readRegularFileSync(path: string, maxBytes: number): { bytes: Bu
 export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
   let handle;
   try {
+    const refused = refuseKind(path, await stat(path));
+    if (refused !== undefined) throw refused;
     handle = await open(path, OPEN_FLAGS);
   } catch (err) {
+    if (err instanceof UnreadableFile) throw err;
     throw new UnreadableFile(path, describeErrno(err));
   }
   try {

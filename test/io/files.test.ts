@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,21 @@ describe('readRegularFile', () => {
     execFileSync('mkfifo', [fifo]);
     expect(await reason(() => readRegularFileSync(fifo, 100))).toBe('not a regular file (a FIFO)');
     expect(await reason(() => readRegularFile(fifo, 100))).toBe('not a regular file (a FIFO)');
+  });
+
+  it('never opens the FIFO it refuses: a writer waiting on it goes on waiting', async () => {
+    const fifo = join(dir, 'waited.toml');
+    execFileSync('mkfifo', [fifo]);
+    // the shell's open for writing blocks until some reader opens the FIFO
+    const writer = spawn('sh', ['-c', `echo planted > '${fifo}'`]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await reason(() => readRegularFileSync(fifo, 100))).toBe('not a regular file (a FIFO)');
+    expect(await reason(() => readRegularFile(fifo, 100))).toBe('not a regular file (a FIFO)');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(writer.exitCode).toBeNull();
+    // let the writer go
+    const drained = await import('node:fs/promises').then(({ readFile }) => readFile(fifo, 'utf8'));
+    expect(drained).toBe('planted\n');
   });
 
   it('refuses devices and directories, and names a missing file', async () => {
