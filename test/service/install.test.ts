@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeAsRoot } from '../helpers/privilege.js';
+import { stagedPath } from '../helpers/staged.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
+/** Runs the CLI; with a `prefix` (setpriv as another user), the staged copy that user can reach. */
 function execsentry(args: string[], prefix: string[] = []): { status: number | null; stdout: string; stderr: string } {
-  const [command, ...rest] = prefix.length > 0 ? [...prefix, process.execPath, CLI, ...args] : [process.execPath, CLI, ...args];
+  const [command, ...rest] = prefix.length > 0 ? [...prefix, process.execPath, stagedPath('dist/cli.js'), ...args] : [process.execPath, CLI, ...args];
   const run = spawnSync(command!, rest, { encoding: 'utf8', timeout: 20_000 });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
@@ -59,7 +61,9 @@ describeAsRoot('execsentry install --root / uninstall --root', () => {
       expect({ path, mode: files.get(path)!.mode, uid: files.get(path)!.uid, gid: files.get(path)!.gid }).toEqual({ path, mode, uid: 0, gid: 0 });
     }
     const unit = files.get('/etc/systemd/system/execsentry.service')!.content!;
-    expect(unit).toContain(`ExecStart=${process.execPath} ${CLI} run --config /etc/execsentry/config.json\n`);
+    // systemd's quoting: a path with a space (a checkout under "My Projects") in double quotes
+    const quoted = (path: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(path) ? path : `"${path}"`);
+    expect(unit).toContain(`ExecStart=${quoted(process.execPath)} ${quoted(CLI)} run --config /etc/execsentry/config.json\n`);
     expect(unit).toContain('Type=notify\n');
     const config = JSON.parse(files.get('/etc/execsentry/config.json')!.content!) as Record<string, unknown>;
     expect(config['outputs']).toEqual([{ url: 'stdout' }]);

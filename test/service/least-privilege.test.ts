@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import { chownSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { privateShell, removeDir, runInPty, sharedTempDir } from '../e2e/harness.js';
 import { describeAsRoot } from '../helpers/privilege.js';
+import { stagedPath } from '../helpers/staged.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+/** The package as another user can reach it, wherever the checkout lives. */
+const CLI = stagedPath('dist/cli.js');
 /** The unprivileged user the agent runs as here (the unit's `execsentry` user plays the same role). */
 const AGENT_UID = 65534;
 /** Exactly what systemd/execsentry.service grants. */

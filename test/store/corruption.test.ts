@@ -6,6 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFileHeader } from '../../src/store/codec.js';
 import { HISTORY_FILE_NAME, openHistoryStore } from '../../src/store/index.js';
 import { describeAsRoot } from '../helpers/privilege.js';
+import { stagedPath } from '../helpers/staged.js';
 import { DAY_MS, capturingLogger, openTestStore, tempStateDir } from './helpers.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -188,7 +189,7 @@ describe('read-only state directory', () => {
     const state = join(dir, 'state');
     mkdirSync(state, { mode: 0o755 });
     chownSync(state, 0, 0);
-    const run = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, child, 'open', state], {
+    const run = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, stagedPath('test/store/fixtures/store-child.mjs'), 'open', state], {
       encoding: 'utf8',
     });
     expect(run.stdout.trim()).toBe(
