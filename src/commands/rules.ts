@@ -90,14 +90,14 @@ export function registerRulesCommand(program: Command): void {
   rules
     .command('test')
     .description("replay NDJSON events through rules in file order, each event's @timestamp as \"now\"; alerts as NDJSON on stdout")
-    .requiredOption('--rules <path>', 'rule file or directory; repeatable', collect)
+    .option('--rules <path>', 'rule file or directory; repeatable (default: the built-in rule)', collect)
     .requiredOption('--events <file>', 'NDJSON ECS process events ("-" for stdin)')
     .option('--state-dir <dir>', 'new-terms history to use and keep (default: a fresh temporary one)')
     .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
     .option('--skip-unsupported', 'skip unsupported rules with a warning instead of failing')
-    .action(async (options: { rules: string[]; events: string; stateDir?: string; allowInsecureStateDir?: boolean; skipUnsupported?: boolean }) => {
+    .action(async (options: { rules?: string[]; events: string; stateDir?: string; allowInsecureStateDir?: boolean; skipUnsupported?: boolean }) => {
       const logger = createLogger(defaultConfig().logLevel);
-      const ruleSet = await loadRuleSet(options.rules, { skipUnsupported: options.skipUnsupported === true });
+      const ruleSet = await loadRuleSet(options.rules ?? [], { skipUnsupported: options.skipUnsupported === true });
       for (const skipped of ruleSet.skipped) logger.warn(`skipped unsupported rule: ${formatProblem(skipped)}`);
       for (const warning of ruleSet.warnings) logger.warn(warning);
       const events = await openDocuments(options.events);
@@ -112,7 +112,7 @@ export function registerRulesCommand(program: Command): void {
           logger,
         });
         try {
-          await replayEvents({
+          const stats = await replayEvents({
             rules: ruleSet.rules,
             store,
             logger,
@@ -120,6 +120,10 @@ export function registerRulesCommand(program: Command): void {
             events,
             emit: (alert) => process.stdout.write(JSON.stringify(alert) + '\n'),
           });
+          // on stderr: stdout is the alerts alone
+          process.stderr.write(
+            `execsentry: ${stats.events} event(s), ${stats.matches} match(es), ${stats.alerts} alert(s), ${stats.knownTerms} known term(s), ${stats.suppressed} held back by max_signals\n`,
+          );
         } finally {
           await store.close();
         }

@@ -141,6 +141,15 @@ describe('execsentry rules test', () => {
     expect(run.stderr).toBe(`execsentry: ${join(dir, 'events.ndjson')}:3: @timestamp: not a date (strict ISO 8601 or epoch milliseconds): "yesterday"\n`);
   });
 
+  it('defaults to the built-in rule, reads --events - from stdin, and sums up on stderr', () => {
+    const input = [execEvent(T0), execEvent(isoAfter(T0, 60_000)), execEvent(isoAfter(T0, 25 * DAY_MS))].map((event) => JSON.stringify(event)).join('\n');
+    const run = spawnSync(process.execPath, [CLI, 'rules', 'test', '--events', '-'], { input, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    const alerts = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Alert);
+    expect(alerts.map((alert) => alert.rule.id)).toEqual(['9c5b2382-19d2-4b5d-8f14-9e1631a3acdb', '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb']);
+    expect(run.stderr).toBe('execsentry: 3 event(s), 3 match(es), 2 alert(s), 1 known term(s), 0 held back by max_signals\n');
+  });
+
   it('a missing events file is an input error (exit 2) with one line', () => {
     const run = execsentry('rules', 'test', '--rules', 'rules', '--events', '/nonexistent/events.ndjson');
     expect(run.status).toBe(2);
