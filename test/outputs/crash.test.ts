@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { makeAlert } from './helpers/alerts.js';
 import { testContext } from './helpers/context.js';
 import { idsInNdjson, startHttpCollector } from './helpers/http-collector.js';
 import { freeTcpPort } from './helpers/ports.js';
 
-const agent = new URL('./fixtures/crash-agent.mjs', import.meta.url).pathname;
+const agent = fileURLToPath(new URL('./fixtures/crash-agent.mjs', import.meta.url));
 
 describe('crash: collector down, agent SIGKILLed, collector up, agent restarted', () => {
   it('delivers every alert whose send had resolved before the kill', async () => {

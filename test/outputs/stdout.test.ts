@@ -2,12 +2,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatPretty } from '../../src/outputs/pretty.js';
 import { makeAlert } from './helpers/alerts.js';
 
-const fixture = new URL('./fixtures/emit-stdout.mjs', import.meta.url).pathname;
+const fixture = fileURLToPath(new URL('./fixtures/emit-stdout.mjs', import.meta.url));
 const workDir = mkdtempSync(join(tmpdir(), 'execsentry-stdout-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 

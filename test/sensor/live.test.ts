@@ -9,6 +9,7 @@ import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { describeAsRoot } from '../helpers/privilege.js';
+import { stagedPath } from '../helpers/staged.js';
 
 /**
  * Real processes, real users, real pseudo-terminals, seen through the kernel's process connector. Other
@@ -235,7 +236,8 @@ describeAsRoot('sensor on the live kernel', () => {
   });
 
   it('refuses to run without CAP_NET_ADMIN in one line, exit 1, no stack trace', () => {
-    const run = spawnSync('setpriv', ['--reuid=1', '--regid=1', '--clear-groups', process.execPath, cliPath, 'events'], { encoding: 'utf8' });
+    // the staged copy: user 1 may not be able to enter the checkout
+    const run = spawnSync('setpriv', ['--reuid=1', '--regid=1', '--clear-groups', process.execPath, stagedPath('dist/cli.js'), 'events'], { encoding: 'utf8' });
     expect(run.status).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
