@@ -65,3 +65,20 @@ export function capabilityNames(hexMask: string): readonly string[] {
   decoded.set(hexMask, names);
   return names;
 }
+
+/**
+ * The capabilities the sensor needs, and why (the unit grants exactly these; README explains them):
+ * without them it would run and silently miss what detection rules look at, which a security agent must
+ * not do.
+ */
+export const REQUIRED_CAPABILITIES: ReadonlyArray<{ name: string; why: string }> = [
+  { name: 'CAP_NET_ADMIN', why: 'subscribe to the process connector (PROC_CN_MCAST_LISTEN) and size its buffer past net.core.rmem_max' },
+  { name: 'CAP_SYS_PTRACE', why: "read other users' /proc/PID/exe, cwd and fd links (process.executable, working_directory)" },
+  { name: 'CAP_DAC_READ_SEARCH', why: "enter other users' /proc/PID/fd (process.interactive)" },
+];
+
+/** How to grant them all, for a refusal's last words: setcap for a foreground run, the unit's line under systemd. */
+export function grantingHint(): string {
+  const names = REQUIRED_CAPABILITIES.map((capability) => capability.name);
+  return `run as root or grant the capabilities (setcap ${names.map((name) => name.toLowerCase()).join(',')}+ep on node, or AmbientCapabilities=${names.join(' ')} under systemd)`;
+}

@@ -10,6 +10,7 @@ import {
   type ProcessConnector,
   type ProcSnapshot,
 } from '../native.js';
+import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { readHostIdentity, type HostIdentity } from './host.js';
 import { UserGroupNames } from './names.js';
@@ -69,15 +70,13 @@ async function effectiveCapabilities(): Promise<bigint | undefined> {
   }
 }
 
-const NEEDS_NET_ADMIN =
-  'run as root or grant the capability (setcap cap_net_admin,cap_sys_ptrace+ep on node, or AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_PTRACE under systemd)';
 
 /** What is missing when subscribing fails, and how to fix it, in one line. */
 function subscribeFailure(err: unknown): RuntimeFailure {
   const code = (err as { code?: string }).code;
   const detail = err instanceof Error ? err.message : String(err);
   if (code === 'EPERM' || code === 'EACCES') {
-    return new RuntimeFailure(`the process connector needs CAP_NET_ADMIN (${detail}): ${NEEDS_NET_ADMIN}`);
+    return new RuntimeFailure(`the process connector needs CAP_NET_ADMIN (${detail}): ${grantingHint()}`);
   }
   if (code === 'EPROTONOSUPPORT' || code === 'EAFNOSUPPORT' || code === 'ENOENT') {
     return new RuntimeFailure(
@@ -121,7 +120,7 @@ export class Sensor {
     // programs, so every event would be partial: refuse rather than report half of what happens.
     const capabilities = await effectiveCapabilities();
     if (capabilities !== undefined && ((capabilities >> CAP_NET_ADMIN) & 1n) === 0n) {
-      throw new RuntimeFailure(`the process connector needs CAP_NET_ADMIN, which this process does not have: ${NEEDS_NET_ADMIN}`);
+      throw new RuntimeFailure(`the process connector needs CAP_NET_ADMIN, which this process does not have: ${grantingHint()}`);
     }
     if (capabilities !== undefined && ((capabilities >> CAP_SYS_PTRACE) & 1n) === 0n) {
       this.options.logger.warn('without CAP_SYS_PTRACE, /proc hides the program, arguments and directory of other users\' processes: their events will be partial');

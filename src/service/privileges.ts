@@ -1,17 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { RuntimeFailure } from '../errors.js';
-import { capabilityNames } from '../sensor/capabilities.js';
+import { capabilityNames, REQUIRED_CAPABILITIES } from '../sensor/capabilities.js';
 
-/**
- * The capabilities the agent needs, and why (the unit grants exactly these; README explains them):
- * without them it would run and silently miss what detection rules look at, which a security agent must
- * not do.
- */
-export const REQUIRED_CAPABILITIES: ReadonlyArray<{ name: string; why: string }> = [
-  { name: 'CAP_NET_ADMIN', why: 'subscribe to the process connector (PROC_CN_MCAST_LISTEN) and size its buffer past net.core.rmem_max' },
-  { name: 'CAP_SYS_PTRACE', why: "read other users' /proc/PID/exe, cwd and fd links (process.executable, working_directory)" },
-  { name: 'CAP_DAC_READ_SEARCH', why: "enter other users' /proc/PID/fd (process.interactive)" },
-];
+export { REQUIRED_CAPABILITIES } from '../sensor/capabilities.js';
 
 /** The effective capabilities of this process (CapEff in /proc/self/status), as CAP_* names. */
 export function effectiveCapabilities(statusText: string = readFileSync('/proc/self/status', 'utf8')): readonly string[] {

@@ -241,7 +241,7 @@ describeAsRoot('sensor on the live kernel', () => {
     expect(run.status).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(run.stderr).toMatch(/^execsentry: .*needs CAP_NET_ADMIN.*run as root or grant the capability/);
+    expect(run.stderr).toMatch(/^execsentry: .*needs CAP_NET_ADMIN.*run as root or grant the capabilities \(setcap cap_net_admin,cap_sys_ptrace,cap_dac_read_search\+ep/);
     expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 
