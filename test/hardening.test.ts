@@ -141,6 +141,14 @@ describe('messages that quote user input', () => {
     expect(run.stderr).toContain('stdin:1: not valid JSON');
   });
 
+  it('a state directory under /proc is refused at once (Node\'s recursive mkdir spun there, deaf to SIGTERM)', () => {
+    // rules test opens the history for writing, so it creates the directory as the agent does
+    const run = execsentry(['rules', 'test', '--events', '-', '--state-dir', '/proc/execsentry-state'], { input: '', timeout: 10_000 });
+    expect(run.signal).toBeNull();
+    expect(run.status).toBe(1);
+    expect(run.stderr).toBe('execsentry: cannot create the state directory /proc/execsentry-state: no such file or directory (ENOENT)\n');
+  });
+
   it('escape them from a state directory that cannot be created', () => {
     const run = execsentry(['store', 'list', '--state-dir', `/dev/null/x${ESC}[31m`]);
     expect(run.stderr).not.toContain(ESC);

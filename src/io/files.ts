@@ -1,5 +1,6 @@
-import { closeSync, constants, createReadStream, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 
 /**
@@ -199,4 +200,35 @@ export async function openDocumentStream(path: string): Promise<Readable> {
     throw new UnreadableFile(path, describeErrno(err));
   }
   return createReadStream(path, { fd: handle });
+}
+
+/**
+ * `mkdir -p`, returning the first directory it created (undefined when the path existed), as mkdirSync's
+ * recursive form does — which is not used, because on Node 20 it never returns for a path under /proc or
+ * /sys: mkdir(2) answers ENOENT there although the parent exists, and Node retries the parent forever
+ * (`--state-dir /proc/x` spun at 100 % CPU and ignored SIGTERM). Here that ENOENT is an error.
+ */
+export function makeDirectories(path: string, mode: number): string | undefined {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    let stats: Stats | undefined;
+    try {
+      stats = statSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // what exists ends the walk; a file there is for mkdir(2) below, or the caller, to refuse
+    if (stats !== undefined) break;
+    missing.unshift(dir);
+    if (dir === dirname(dir)) break;
+  }
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir, { mode });
+    } catch (err) {
+      // made by someone else in the meantime: as good
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return missing[0];
 }

@@ -1,7 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeAllToFd } from './write-queue.js';
+import { makeDirectories } from '../io/files.js';
 
 export interface RotatingFileOptions {
   /** rotate before a write would take the file past this size */
@@ -27,7 +28,7 @@ export class RotatingFile {
   ) {}
 
   static async open(path: string, options: RotatingFileOptions): Promise<RotatingFile> {
-    await mkdir(dirname(path), { recursive: true, mode: options.directoryMode });
+    makeDirectories(dirname(path), options.directoryMode);
     const file = new RotatingFile(path, options, await RotatingFile.openHandle(path));
     file.size = (await file.handle.stat()).size;
     return file;

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config.js';
 import { RuntimeFailure } from '../errors.js';
+import { makeDirectories } from '../io/files.js';
 
 /** The service's name, its system user and where its files live (relative to the root). */
 export const SERVICE_USER = 'execsentry';
@@ -202,7 +203,7 @@ function systemctl(args: string[], print: (line: string) => void): void {
 function ensureDirectory(path: string, mode: number, owner: Owner, print: (line: string) => void, ownIt: boolean): void {
   if (!existsSync(path)) {
     // Parents get the usual 0755 (they are /etc, /var/lib…); only the leaf gets the restrictive mode.
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    makeDirectories(dirname(path), 0o755);
     mkdirSync(path, { mode });
     chmodSync(path, mode);
     chownSync(path, owner.uid, owner.gid);
@@ -216,7 +217,7 @@ function ensureDirectory(path: string, mode: number, owner: Owner, print: (line:
 
 /** `keep`: an existing file's content is the admin's and stays; `replace`: it is ours and is updated. */
 function ensureFile(path: string, content: string, mode: number, owner: Owner, print: (line: string) => void, existing: 'keep' | 'replace'): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirectories(dirname(path), 0o777);
   if (!existsSync(path)) {
     writeFileSync(path, content, { mode });
     chmodSync(path, mode);

@@ -1,7 +1,8 @@
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { makeDirectories } from '../io/files.js';
 
 /** The status socket's file name in the runtime directory. */
 export const STATUS_SOCKET_NAME = 'execsentry.sock';
@@ -30,7 +31,7 @@ export class StatusServer {
    */
   async start(): Promise<boolean> {
     try {
-      await mkdir(join(this.socketPath, '..'), { recursive: true, mode: 0o700 });
+      makeDirectories(join(this.socketPath, '..'), 0o700);
       if (await answers(this.socketPath)) {
         this.logger.warn({ socket: this.socketPath }, 'another execsentry agent answers on the status socket; this one serves no status');
         return false;

@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, fsyncSync, openSync, readFileSync, renameSync, statSync, type Stats } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,7 +15,7 @@ import {
   tupleFromKey,
   tupleKey,
 } from './codec.js';
-import { plantedFileProblem } from '../io/files.js';
+import { makeDirectories, plantedFileProblem } from '../io/files.js';
 import { StateDirLock, describeStateErrno, linkTarget } from './lock.js';
 import { readLog, type LogReadResult } from './log-reader.js';
 
@@ -208,7 +208,7 @@ export async function openHistoryStore(options: HistoryStoreOptions): Promise<Hi
 async function prepareStateDir(stateDir: string, readOnly: boolean, allowInsecure: boolean, logger: Logger): Promise<void> {
   if (!readOnly) {
     try {
-      const firstCreated = mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      const firstCreated = makeDirectories(stateDir, 0o700);
       // mkdir created firstCreated … stateDir; their entries (in each parent) must survive a power cut
       // like the history inside them.
       if (firstCreated !== undefined)

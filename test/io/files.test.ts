@@ -1,9 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDocumentStream, readRegularFile, readRegularFileSync, UnreadableFile } from '../../src/io/files.js';
+import { makeDirectories, openDocumentStream, readRegularFile, readRegularFileSync, UnreadableFile } from '../../src/io/files.js';
 
 let dir: string;
 beforeAll(() => {
@@ -79,5 +79,24 @@ describe('openDocumentStream', () => {
     for await (const chunk of stream) chunks.push(chunk as Buffer);
     await writer;
     expect(Buffer.concat(chunks).toString()).toBe('line\n');
+  });
+});
+
+describe('makeDirectories', () => {
+  it('creates what is missing with the mode, and says where it began', () => {
+    const target = join(dir, 'a', 'b', 'c');
+    expect(makeDirectories(target, 0o700)).toBe(join(dir, 'a'));
+    expect(statSync(target).mode & 0o777).toBe(0o700);
+    expect(makeDirectories(target, 0o700)).toBeUndefined();
+  });
+
+  it('fails at once under /proc, where Node\'s recursive mkdir never returns', () => {
+    expect(() => makeDirectories('/proc/execsentry-test/state', 0o700)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it('fails on a file in the way', () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, '');
+    expect(() => makeDirectories(join(file, 'x'), 0o700)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
   });
 });

@@ -218,21 +218,25 @@ describeAsRoot('sensor on the live kernel', () => {
 
   it('streams matching events as NDJSON with `execsentry events --filter` and stops on SIGINT', async () => {
     const marker = `events-cli-${unique()}`;
-    const cli = spawn(process.execPath, [cliPath, 'events', '--filter', `process.args:"${marker}" and process.name:echo`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cli = spawn(process.execPath, [cliPath, 'events', '--filter', `process.args:"${marker}" and process.name:bash`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     cli.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     cli.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await until(() => stderr.includes('streaming exec events'), 'the events command to subscribe');
-    const echo = spawn('/bin/echo', [marker], { stdio: 'ignore' });
-    spawn('/bin/echo', [`not-${marker}`], { stdio: 'ignore' });
+    // Alive until the event is out (read waits on stdin): a program that exits at once (echo) can be gone
+    // before its snapshot, and a partial event has no args for the filter to match.
+    const wanted = spawn('/bin/bash', ['-c', 'read -t 20 line', 'bash', marker], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const other = spawn('/bin/bash', ['-c', 'read -t 20 line', 'bash', `not-${marker}`], { stdio: ['pipe', 'ignore', 'ignore'] });
     await until(() => stdout.includes('\n'), 'an event on stdout');
+    wanted.stdin!.end('\n');
+    other.stdin!.end('\n');
     cli.kill('SIGINT');
     expect(await exited(cli)).toBe(0);
     const lines = stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as ProcessEvent);
     expect(lines).toHaveLength(1);
-    expect(lines[0]?.process.pid).toBe(echo.pid);
-    expect(lines[0]?.process.args).toEqual(['/bin/echo', marker]);
+    expect(lines[0]?.process.pid).toBe(wanted.pid);
+    expect(lines[0]?.process.args).toEqual(['/bin/bash', '-c', 'read -t 20 line', 'bash', marker]);
   });
 
   it('refuses to run without CAP_NET_ADMIN in one line, exit 1, no stack trace', () => {
