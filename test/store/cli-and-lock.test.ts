@@ -1,36 +1,18 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DAY_MS, openTestStore, tempStateDir } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { DAY_MS, openTestStore, storeCli } from './helpers.js';
 
 const T0 = Date.UTC(2026, 0, 1);
-const repo = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(repo, 'dist/cli.js');
 const child = fileURLToPath(new URL('./fixtures/store-child.mjs', import.meta.url));
-const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).forEach((c) => c()));
-
-beforeAll(() => {
-  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo, encoding: 'utf8' });
-  expect(existsSync(join(repo, 'dist/commands/store.js')), build.stdout).toBe(true);
-}, 120_000);
-
-function stateDir(): string {
-  const { dir, cleanup } = tempStateDir();
-  cleanups.push(cleanup);
-  return dir;
-}
-
-function execsentry(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-}
+const { stateDir, afterTest, execsentry } = storeCli();
 
 /** A real second process holding the store open (and so the lock) until killed. */
 async function holder(dir: string): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [child, 'hold-lock', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(() => proc.kill('SIGKILL'));
+  afterTest(() => proc.kill('SIGKILL'));
   await new Promise<void>((resolve, reject) => {
     proc.stdout!.on('data', (data: Buffer) => {
       if (data.toString().includes('ready')) resolve();

@@ -1,19 +1,17 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, linkSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RuntimeFailure } from '../../src/errors.js';
 import { HISTORY_FILE_NAME, LOCK_FILE_NAME } from '../../src/store/index.js';
 import { execEvent } from '../engine/helpers.js';
 import { isRoot } from '../helpers/privilege.js';
-import { DAY_MS, openTestStore, tempStateDir } from './helpers.js';
+import { DAY_MS, openTestStore, REPO, storeCli } from './helpers.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const FIELDS = ['process.executable'];
-const repo = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(repo, 'dist/cli.js');
 /**
  * Written by execsentry's format-version-1 store (before 64-bit times): rule-a (1 field, 3650-day window)
  * holds /usr/bin/bash (recorded at T0, touched at T0 + 1 day: two records), a tuple of awkward characters at
@@ -22,23 +20,7 @@ const cli = join(repo, 'dist/cli.js');
  */
 const V1_FIXTURE = fileURLToPath(new URL('./fixtures/new-terms-history-v1.bin', import.meta.url));
 const V1_MAX_SECONDS = 0xffffffff;
-const cleanups: (() => void)[] = [];
-afterEach(() => cleanups.splice(0).forEach((c) => c()));
-
-beforeAll(() => {
-  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repo, encoding: 'utf8' });
-  expect(existsSync(join(repo, 'dist/commands/store.js')), build.stdout).toBe(true);
-}, 120_000);
-
-function stateDir(): string {
-  const { dir, cleanup } = tempStateDir();
-  cleanups.push(cleanup);
-  return dir;
-}
-
-function execsentry(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-}
+const { stateDir, execsentry } = storeCli();
 
 /** A file outside the state directory that a planted link points at (root's, when the tests run as root). */
 function precious(): { path: string; content: string } {
@@ -178,7 +160,7 @@ describe('state directories other users could plant files in', () => {
     const commands = [
       ['store', 'list', '--state-dir', dir],
       ['store', 'forget', '--rule', '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb', '--state-dir', dir],
-      ['rules', 'test', '--rules', join(repo, 'rules'), '--events', events, '--state-dir', dir],
+      ['rules', 'test', '--rules', join(REPO, 'rules'), '--events', events, '--state-dir', dir],
     ];
     for (const args of commands) {
       const refused = execsentry(...args);
@@ -284,7 +266,7 @@ describe('times on disk', () => {
     const first = '2300-01-01T00:00:00.000Z';
     const second = new Date(Date.parse(first) + 25 * DAY_MS).toISOString();
     writeFileSync(events, [execEvent(first), execEvent(second), execEvent(second)].map((e) => JSON.stringify(e)).join('\n') + '\n');
-    const run = execsentry('rules', 'test', '--rules', join(repo, 'rules'), '--events', events);
+    const run = execsentry('rules', 'test', '--rules', join(REPO, 'rules'), '--events', events);
     expect(run.status, run.stderr).toBe(0);
     // outside the 14-day window: the second sighting alerts again; the third is within it
     expect(run.stdout.trimEnd().split('\n').map((line) => (JSON.parse(line) as { '@timestamp': string })['@timestamp'])).toEqual([first, second]);
