@@ -8,6 +8,7 @@ import { createLogger } from '../../src/log.js';
 import { loadRuleSet } from '../../src/rules/index.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { replay } from '../engine/helpers.js';
+import { eventFinder } from './helpers.js';
 import { describeAsRoot } from '../helpers/privilege.js';
 import { kibanaRule, ruleTree } from '../rules/fixtures.js';
 
@@ -24,15 +25,7 @@ const unique = () => `${process.pid}${Math.floor(Math.random() * 1e9)}`;
 /** `scratch/<name><byte>` as the bytes it is (Node can only spell such a name as a Buffer). */
 const pathWithByte = (name: string, byte: number) => Buffer.concat([Buffer.from(join(scratch, name)), Buffer.from([byte])]);
 
-async function eventWhere(match: (event: ProcessEvent) => boolean, what: string, timeoutMs = 10_000): Promise<ProcessEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = events.find(match);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no exec event for ${what} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const eventWhere = eventFinder(events);
 
 function exited(child: ChildProcess): Promise<unknown> {
   return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));

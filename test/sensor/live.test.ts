@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
+import { eventFinder } from './helpers.js';
 import { describeAsRoot } from '../helpers/privilege.js';
 import { stagedPath } from '../helpers/staged.js';
 
@@ -23,16 +24,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'execsentry-sensor-'));
 chmodSync(scratch, 0o755); // daemon must reach the programs placed here
 const unique = () => `${process.pid}${Math.floor(Math.random() * 1e9)}`;
 
-/** The first exec event (in kernel order) that satisfies `match`, waiting for it to arrive. */
-async function eventWhere(match: (event: ProcessEvent) => boolean, what: string, timeoutMs = 10_000): Promise<ProcessEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = events.find(match);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`no exec event for ${what} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const eventWhere = eventFinder(events);
 
 const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
