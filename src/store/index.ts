@@ -217,7 +217,6 @@ async function prepareStateDir(stateDir: string, readOnly: boolean, allowInsecur
           if (dir === dirname(firstCreated) || dir === dirname(dir)) break;
         }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeFailure(`the state directory ${stateDir} is not a directory`);
       throw new RuntimeFailure(`cannot create the state directory ${stateDir}: ${describeStateErrno(err)}`);
     }
   }
