@@ -50,6 +50,18 @@ export function parseDate(text: string, roundUp: boolean): number | null {
   return utc.getTime() - offsetMinutes * 60_000;
 }
 
+/** The range of a JavaScript Date (ECMA-262 §21.4.1.1): beyond it a time cannot be compared or printed. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * A document's date value (`@timestamp`) as a date field with the default format indexes it: a string per
+ * parseDate, or a number of epoch milliseconds; null when it is neither or out of a Date's range.
+ */
+export function dateValueMs(value: unknown): number | null {
+  const ms = typeof value === 'string' ? parseDate(value, false) : typeof value === 'number' && Number.isFinite(value) ? Math.trunc(value) : null;
+  return ms === null || Math.abs(ms) > MAX_DATE_MS ? null : ms;
+}
+
 const MATH_STEP = /^([+-])(\d+)([yMwdhHms])|^\/([yMwdhHms])/;
 
 /**

@@ -154,6 +154,40 @@ function documentIp(value: unknown): bigint | undefined {
   return typeof value === 'string' ? (parseIp(value) ?? undefined) : undefined;
 }
 
+/**
+ * The value a script reads from a field of `kind` for one JSON value (its doc value), or undefined when the
+ * field would not index it. Fields typed keyword are read as JSON gives them: that is every field ECS does not
+ * define, which Elasticsearch maps dynamically (a number stays a number), and ECS keyword fields, which
+ * hold strings in the documents execsentry reads.
+ */
+export function docValue(kind: FieldKind, value: unknown): string | number | boolean | undefined {
+  switch (kind) {
+    case 'keyword':
+      if (typeof value === 'string') return value.length <= KEYWORD_IGNORE_ABOVE ? value : undefined;
+      return typeof value === 'number' ? (Number.isFinite(value) ? value : undefined) : typeof value === 'boolean' ? value : undefined;
+    case 'caseless':
+      return typeof value === 'string' ? keywordTerm('caseless', value) : textOf(value);
+    case 'wildcard':
+    case 'text':
+    case 'flattened':
+      return textOf(value);
+    case 'integer':
+    case 'float':
+    case 'double':
+      return documentNumber(value, kind);
+    case 'boolean':
+      return toBoolean(value);
+    case 'date':
+      return documentDate(value);
+    case 'ip':
+      return typeof value === 'string' && documentIp(value) !== undefined ? value : undefined;
+    case 'nested':
+    case 'object':
+    case 'geo_point':
+      return undefined;
+  }
+}
+
 /** Lucene orders terms by UTF-8 bytes, i.e. by code point; this compares UTF-16 strings that way. */
 export function compareCodePoints(a: string, b: string): number {
   const length = Math.min(a.length, b.length);
