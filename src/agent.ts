@@ -259,6 +259,8 @@ export class Agent {
         pendingAlerts: stats.engine?.pendingAlerts ?? 0,
         historyWriteFailures: stats.engine?.historyWriteFailures ?? 0,
         evaluationErrors: stats.engine?.evaluationErrors ?? 0,
+        sequencePartials: stats.engine?.sequencePartials ?? 0,
+        sequencesDropped: stats.engine?.sequencesDropped ?? 0,
         slowEvaluations: stats.evaluation?.slowEvaluations ?? 0,
         evaluationBacklog: stats.evaluation?.backlog ?? 0,
         storeTuples: stats.store?.tuples ?? 0,

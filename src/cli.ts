@@ -7,6 +7,7 @@ import { escapeControl } from './log.js';
 import { AGENT_VERSION } from './version.js';
 import { registerStoreCommand } from './commands/store.js';
 import { registerKqlCommand } from './commands/kql.js';
+import { registerEqlCommand } from './commands/eql.js';
 import { registerEventsCommand } from './commands/events.js';
 import { registerRulesCommand } from './commands/rules.js';
 import { registerRunCommand } from './commands/run.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   // Commands register themselves below, one line each (src/commands/<name>.ts).
   registerStoreCommand(program);
   registerKqlCommand(program);
+  registerEqlCommand(program);
   registerEventsCommand(program);
   registerRulesCommand(program);
   registerRunCommand(program);

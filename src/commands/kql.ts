@@ -1,11 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { EXIT_RUNTIME, RuntimeFailure, ValidationError } from '../errors.js';
-import { escapeControl } from '../log.js';
-import { describeErrno, formatBytes } from '../io/files.js';
-import { lineText, MAX_LINE_BYTES, readLines } from '../io/lines.js';
+import { describeErrno } from '../io/files.js';
 import { compileKql, KqlSyntaxError, parseKql, type CompiledQuery } from '../kql/index.js';
-import { openDocuments } from './documents.js';
+import { openDocuments, readDocuments } from './documents.js';
+import { stdoutClosed, writeStdout as write } from './stdout.js';
 
 const NEWLINE = Buffer.from('\n');
 const FLUSH_BYTES = 64 * 1024;
@@ -66,60 +65,20 @@ async function grep(input: Readable, query: CompiledQuery, countOnly: boolean): 
   };
 
   try {
-    for await (const line of readLines(input as AsyncIterable<Buffer | string>)) {
-      if (stdoutClosed) break;
-      if (line.tooLong === true) {
-        skip(line.number, `longer than ${formatBytes(MAX_LINE_BYTES)}`);
-        continue;
-      }
-      const text = lineText(line.bytes);
-      if (text.trim() === '') continue;
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch (err) {
-        skip(line.number, `not valid JSON (${escapeControl((err as Error).message)})`);
-        continue;
-      }
-      if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-        skip(line.number, 'not a JSON object');
-        continue;
-      }
+    for await (const { bytes, doc } of readDocuments(input, skip)) {
+      if (stdoutClosed()) break;
       if (!query.matches(doc)) continue;
       matched++;
       if (countOnly) continue;
-      pending.push(line.bytes, NEWLINE);
-      pendingBytes += line.bytes.length + 1;
+      pending.push(bytes, NEWLINE);
+      pendingBytes += bytes.length + 1;
       if (pendingBytes >= FLUSH_BYTES) await flush();
     }
-    if (stdoutClosed) return { matched, badLines };
+    if (stdoutClosed()) return { matched, badLines };
     await flush();
   } catch (err) {
     if (err instanceof RuntimeFailure || err instanceof ValidationError) throw err;
     throw new RuntimeFailure(`reading the documents failed: ${describeErrno(err)}`);
   }
   return { matched, badLines };
-}
-
-/** Set once stdout's reader went away (`| head`): the rest of the output is dropped quietly. */
-let stdoutClosed = false;
-let stdoutWatched = false;
-
-/** Writes to stdout honouring backpressure; a closed pipe ends the output quietly. */
-function write(data: Buffer | string): Promise<void> {
-  if (!stdoutWatched) {
-    stdoutWatched = true;
-    // a permanent listener: Node reports EPIPE as an 'error' event after the write callback
-    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
-      stdoutClosed = true;
-    });
-  }
-  if (stdoutClosed) return Promise.resolve();
-  return new Promise((resolve) => {
-    process.stdout.write(data, (err) => {
-      if (err !== null && err !== undefined) stdoutClosed = true;
-      resolve();
-    });
-  });
 }

@@ -169,6 +169,15 @@ export interface AlertRule {
  * The triggering process event turned into an alert that Kibana's "External Alerts" rule promotes
  * unchanged: event.kind "alert", event.module not "endpoint", message = rule name.
  */
+/**
+ * The sequence behind an EQL sequence alert, shaped as Elasticsearch's EQL search returns one: the join key
+ * values, and every stage's event in stage order (`{ missing: true }` for a missing-event stage).
+ */
+export interface AlertSequence {
+  join_keys: unknown[];
+  events: (ProcessEvent | { missing: true })[];
+}
+
 export interface Alert extends Omit<ProcessEvent, 'event' | 'execsentry'> {
   message: string;
   event: Omit<ProcessEvent['event'], 'kind' | 'dataset'> & {
@@ -181,9 +190,11 @@ export interface Alert extends Omit<ProcessEvent, 'event' | 'execsentry'> {
   tags?: string[];
   threat?: EcsThreat;
   execsentry: ExecsentryProcessExtras & {
-    rule: { type: 'query' | 'new_terms' };
+    rule: { type: 'query' | 'new_terms' | 'eql' };
     /** new_terms rules: the field → value tuple that had not been seen within the history window. */
     new_terms?: Record<string, string>;
+    /** EQL sequence rules: the matched sequence (the alert's own fields are its last event's). */
+    sequence?: AlertSequence;
   };
 }
 

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { SEVERITY_NUMBER, type Alert, type AlertRule, type EcsThreat, type ProcessEvent } from '../ecs/types.js';
+import { SEVERITY_NUMBER, type Alert, type AlertRule, type AlertSequence, type EcsThreat, type ProcessEvent } from '../ecs/types.js';
 import type { LoadedRule } from '../rules/index.js';
 
 /**
  * The alert for one rule hit (ARCHITECTURE.md section 4): the triggering event with event.kind "alert",
  * message = rule name, severity and risk score where Kibana's "External Alerts" rule reads them, a fresh
- * event.id (also the delivery id), rule.*, tags, threat.* and execsentry.{rule.type,new_terms}.
+ * event.id (also the delivery id), rule.*, tags, threat.* and execsentry.{rule.type,new_terms,sequence}.
  * event.module stays the sensor's "execsentry" (not "endpoint"), which is what lets that rule promote it.
  */
 
@@ -81,7 +81,7 @@ export function alertTemplate(rule: LoadedRule): AlertTemplate {
  * One alert. The event's own fields are kept as they are (replayed documents may carry more than the
  * sensor emits); the alert's shared parts are frozen and shared between alerts of the same rule.
  */
-export function buildAlert(event: ProcessEvent, template: AlertTemplate, newTerms?: Record<string, string>): Alert {
+export function buildAlert(event: ProcessEvent, template: AlertTemplate, found: { newTerms?: Record<string, string>; sequence?: AlertSequence } = {}): Alert {
   const { event: sourceEvent, execsentry: extras, ...rest } = event;
   const alert: Alert = {
     ...rest,
@@ -99,6 +99,7 @@ export function buildAlert(event: ProcessEvent, template: AlertTemplate, newTerm
   };
   if (template.tags !== undefined) alert.tags = template.tags as string[];
   if (template.threat !== undefined) alert.threat = template.threat as EcsThreat;
-  if (newTerms !== undefined) alert.execsentry.new_terms = newTerms;
+  if (found.newTerms !== undefined) alert.execsentry.new_terms = found.newTerms;
+  if (found.sequence !== undefined) alert.execsentry.sequence = found.sequence;
   return alert;
 }

@@ -1,4 +1,7 @@
-import type { Alert, ProcessEvent } from '../ecs/types.js';
+import type { Alert, AlertSequence, ProcessEvent } from '../ecs/types.js';
+import type { MatchedSequence, SequenceMatcher } from '../eql/index.js';
+import { dateValueMs } from '../kql/date.js';
+import { getField } from '../kql/field-path.js';
 import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore, TermHistory } from '../store/index.js';
@@ -21,6 +24,8 @@ export interface EngineOptions {
   emit: (alert: Alert) => void;
   /** Term tuples considered per event and rule; array fields multiply, so this bounds an attacker. */
   maxTuplesPerEvent?: number;
+  /** Partial sequences an EQL sequence rule holds at once; beyond it the oldest is dropped (counted). */
+  maxPartialSequencesPerRule?: number;
 }
 
 export interface EngineStats {
@@ -44,6 +49,12 @@ export interface EngineStats {
   pendingAlerts: number;
   /** Rule evaluations that threw (a bug): counted, the first per rule logged, the rest of the batch goes on. */
   evaluationErrors: number;
+  /** EQL sequence rules: partial sequences held now, over all rules. */
+  sequencePartials: number;
+  /** Partial sequences dropped because a rule held maxPartialSequencesPerRule (the oldest goes). */
+  sequencesDropped: number;
+  /** Partial sequences that outlived their maxspan without completing. */
+  sequencesExpired: number;
 }
 
 /** Alerts over max_signals within one interval of one rule are counted here, reported when it ends. */
@@ -106,10 +117,18 @@ interface RuleRuntime {
   readonly history?: TermHistory;
   /** new_terms rules: each field's term reader, in field order (repairedTermReaders). */
   readonly termReaders?: readonly ((event: unknown) => unknown[])[];
+  /** EQL sequence rules: the rule's partial sequences. */
+  readonly sequence?: SequenceMatcher<ProcessEvent>;
   failedBefore: boolean;
 }
 
 const DEFAULT_MAX_TUPLES_PER_EVENT = 1024;
+/**
+ * Partial sequences per sequence rule by default. A partial holds references to events already in memory
+ * for the pipeline, about 100 bytes of its own plus the events it keeps alive (a few KiB each): 10,000 is
+ * at most some tens of MiB per rule under an exec flood, and far above what real hosts reach in a maxspan.
+ */
+export const DEFAULT_MAX_PARTIAL_SEQUENCES = 10_000;
 
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
@@ -118,7 +137,7 @@ export class DetectionEngine {
   /** The tail of the in-order delivery chain. */
   private delivered: Promise<void> = Promise.resolve();
   private readonly maxTuplesPerEvent: number;
-  private readonly counters: Omit<EngineStats, 'rules' | 'enabledRules'> = {
+  private readonly counters: Omit<EngineStats, 'rules' | 'enabledRules' | 'sequencePartials' | 'sequencesDropped' | 'sequencesExpired'> = {
     events: 0,
     matches: 0,
     alerts: 0,
@@ -130,6 +149,8 @@ export class DetectionEngine {
     pendingAlerts: 0,
     evaluationErrors: 0,
   };
+  /** Sequence counters of rules no longer loaded (a reload keeps the totals honest). */
+  private retiredSequences = { dropped: 0, expired: 0 };
 
   constructor(
     rules: readonly LoadedRule[],
@@ -160,13 +181,30 @@ export class DetectionEngine {
             ? undefined
             : this.options.store.history(rule.ruleId, rule.newTerms.fields, rule.newTerms.historyWindowStart.maxLookbackMs),
         termReaders: rule.newTerms && repairedTermReaders(rule.newTerms.fields, rule.newTerms.readers),
+        sequence: this.sequenceMatcher(rule, earlier),
         failedBefore: false,
       });
       previous.delete(rule.ruleId);
     }
     for (const dropped of previous.values()) dropped.limiter.reportOpen(nowMs);
+    const kept = new Set(runtimes.map((runtime) => runtime.sequence));
+    for (const runtime of this.runtimes) {
+      if (runtime.sequence === undefined || kept.has(runtime.sequence)) continue;
+      this.retiredSequences.dropped += runtime.sequence.stats.dropped;
+      this.retiredSequences.expired += runtime.sequence.stats.expired;
+    }
     this.runtimes = runtimes;
     this.loadedRuleCount = rules.length;
+  }
+
+  /**
+   * A sequence rule's matcher: the one it had before a reload when its query and timestamp field did not
+   * change (partial sequences survive a SIGHUP), else a new one. A restart forgets partial sequences.
+   */
+  private sequenceMatcher(rule: LoadedRule, earlier: RuleRuntime | undefined): SequenceMatcher<ProcessEvent> | undefined {
+    if (rule.compiled.kind !== 'sequence') return undefined;
+    if (earlier?.sequence !== undefined && earlier.rule.query === rule.query && earlier.rule.timestampField === rule.timestampField) return earlier.sequence;
+    return rule.compiled.createMatcher<ProcessEvent>({ maxPartials: this.options.maxPartialSequencesPerRule ?? DEFAULT_MAX_PARTIAL_SEQUENCES });
   }
 
   /** Evaluates every enabled rule on one event; `nowMs` is the wall clock live, the event's time in replay. */
@@ -177,7 +215,14 @@ export class DetectionEngine {
 
   private evaluateRule(runtime: RuleRuntime, event: ProcessEvent, nowMs: number): void {
     try {
-      if (!runtime.rule.compiled.matches(event)) return;
+      const compiled = runtime.rule.compiled;
+      if (compiled.kind === 'sequence') {
+        // the event's own time orders and spaces the sequence (the wall clock when the event has none)
+        const timeMs = dateValueMs(getField(event, runtime.rule.timestampField)[0]) ?? nowMs;
+        this.sequenceAlerts(runtime, runtime.sequence!.push(event, timeMs), nowMs);
+        return;
+      }
+      if (!compiled.matches(event)) return;
       this.counters.matches += 1;
       if (runtime.history === undefined) {
         if (this.admit(runtime, nowMs)) this.deliver(buildAlert(event, runtime.template), undefined);
@@ -206,7 +251,9 @@ export class DetectionEngine {
     for (const runtime of this.runtimes) {
       const startedMs = performance.now();
       try {
-        runtime.rule.compiled.matches(event);
+        const compiled = runtime.rule.compiled;
+        if (compiled.kind === 'sequence') compiled.spec.stages.some((stage) => stage.matches(event));
+        else compiled.matches(event);
       } catch {
         // counted by evaluateRule already
       }
@@ -241,7 +288,19 @@ export class DetectionEngine {
       if (!this.admit(runtime, nowMs)) continue;
       const newTerms: Record<string, string> = {};
       tuple.forEach((term, index) => (newTerms[fields[index]!] = shownTerm(term)));
-      this.deliver(buildAlert(event, runtime.template, newTerms), history.recordNew(tuple, nowMs));
+      this.deliver(buildAlert(event, runtime.template, { newTerms }), history.recordNew(tuple, nowMs));
+    }
+  }
+
+  /** One alert per completed sequence, built on its last event and carrying every stage's event. */
+  private sequenceAlerts(runtime: RuleRuntime, sequences: readonly MatchedSequence<ProcessEvent>[], nowMs: number): void {
+    for (const { joinKeys, events } of sequences) {
+      this.counters.matches += 1;
+      if (!this.admit(runtime, nowMs)) continue;
+      const last = events.findLast((event) => event !== null);
+      if (last === undefined || last === null) continue;
+      const sequence: AlertSequence = { join_keys: [...joinKeys], events: events.map((event) => event ?? { missing: true }) };
+      this.deliver(buildAlert(last, runtime.template, { sequence }), undefined);
     }
   }
 
@@ -275,7 +334,19 @@ export class DetectionEngine {
 
   /** Ends max_signals intervals that are over (called periodically live; each event does it in replay). */
   tick(nowMs: number): void {
-    for (const runtime of this.runtimes) runtime.limiter.closeIfOver(nowMs);
+    for (const runtime of this.runtimes) {
+      runtime.limiter.closeIfOver(nowMs);
+      // missing-event stages complete, and partials expire, as time passes without events
+      if (runtime.sequence !== undefined) this.sequenceAlerts(runtime, runtime.sequence.advance(nowMs), nowMs);
+    }
+  }
+
+  /**
+   * End of a replay: the sequences still complete once no more events can come (missing-event stages whose
+   * windows the input ended in). The live agent never calls it: its input does not end.
+   */
+  finishSequences(nowMs: number): void {
+    for (const runtime of this.runtimes) if (runtime.sequence !== undefined) this.sequenceAlerts(runtime, runtime.sequence.finish(), nowMs);
   }
 
   /** Waits until every alert evaluated so far has been emitted, then reports open suppression counts. */
@@ -285,6 +356,14 @@ export class DetectionEngine {
   }
 
   stats(): EngineStats {
-    return { rules: this.loadedRuleCount, enabledRules: this.runtimes.length, ...this.counters };
+    let sequencePartials = 0;
+    let { dropped: sequencesDropped, expired: sequencesExpired } = this.retiredSequences;
+    for (const runtime of this.runtimes) {
+      if (runtime.sequence === undefined) continue;
+      sequencePartials += runtime.sequence.stats.partials;
+      sequencesDropped += runtime.sequence.stats.dropped;
+      sequencesExpired += runtime.sequence.stats.expired;
+    }
+    return { rules: this.loadedRuleCount, enabledRules: this.runtimes.length, ...this.counters, sequencePartials, sequencesDropped, sequencesExpired };
   }
 }

@@ -2,7 +2,7 @@ import type { Alert, ProcessEvent } from '../ecs/types.js';
 import { RuntimeFailure, ValidationError } from '../errors.js';
 import { formatBytes } from '../io/files.js';
 import { lineText, MAX_LINE_BYTES, readLines } from '../io/lines.js';
-import { parseDate } from '../kql/date.js';
+import { dateValueMs } from '../kql/date.js';
 import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore } from '../store/index.js';
@@ -40,6 +40,7 @@ export async function replayEvents(options: ReplayOptions): Promise<EngineStats>
       engine.tick(lastNowMs);
       engine.evaluate(event, lastNowMs);
     }
+    engine.finishSequences(lastNowMs);
   } catch (err) {
     if (err instanceof ValidationError || err instanceof RuntimeFailure) throw err;
     throw new RuntimeFailure(`${options.eventsName}: reading failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -62,15 +63,11 @@ function parseEvent(name: string, line: number, text: string): { event: ProcessE
   const timestamp = (value as Record<string, unknown>)['@timestamp'];
   // As an Elastic Defend index maps @timestamp (a date with the default format): strict ISO 8601 in UTC
   // unless it names its offset, or epoch milliseconds. Date.parse would read "1" or "Mar 5 2024" in local time.
-  const timeMs =
-    typeof timestamp === 'string' ? parseDate(timestamp, false) : typeof timestamp === 'number' && Number.isFinite(timestamp) ? Math.trunc(timestamp) : null;
-  if (timeMs === null || !Number.isFinite(timeMs) || Math.abs(timeMs) > MAX_DATE_MS) {
+  const timeMs = dateValueMs(timestamp);
+  if (timeMs === null) {
     throw new ValidationError(
       `${name}:${line}: @timestamp: ${timestamp === undefined ? 'required' : `not a date (strict ISO 8601 or epoch milliseconds): ${JSON.stringify(timestamp)}`}`,
     );
   }
   return { event: value as ProcessEvent, timeMs };
 }
-
-/** The range of a JavaScript Date (ECMA-262 §21.4.1.1): beyond it there is no "now" to compare with. */
-const MAX_DATE_MS = 8.64e15;

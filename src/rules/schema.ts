@@ -9,11 +9,10 @@ import { DateMathError, parseDateMath, parseInterval } from '../engine/date-math
  * so an export or a newer rule version loads without edits; every key it does use is checked here.
  */
 
-export const SUPPORTED_TYPES = ['query', 'new_terms'] as const;
+export const SUPPORTED_TYPES = ['query', 'new_terms', 'eql'] as const;
 export type SupportedRuleType = (typeof SUPPORTED_TYPES)[number];
-/** Rule types Elastic has that this agent cannot evaluate on a single event stream. */
-export const KNOWN_UNSUPPORTED_TYPES = ['eql', 'esql', 'threshold', 'machine_learning', 'threat_match', 'saved_query'] as const;
-export const SUPPORTED_LANGUAGE = 'kuery';
+/** The query language each rule type is written in (Kibana's `language`; the default when a rule omits it). */
+export const RULE_LANGUAGE: Readonly<Record<SupportedRuleType, 'kuery' | 'eql'>> = { query: 'kuery', new_terms: 'kuery', eql: 'eql' };
 
 const nonEmpty = z.string().min(1, 'must not be empty');
 
@@ -54,7 +53,8 @@ export const RuleSchema = z.looseObject({
   name: nonEmpty,
   description: nonEmpty,
   type: z.enum(SUPPORTED_TYPES),
-  language: z.literal(SUPPORTED_LANGUAGE).default(SUPPORTED_LANGUAGE),
+  /** Checked against the type before the schema runs (unsupportedReason); the default is the type's language. */
+  language: z.enum(['kuery', 'eql']).optional(),
   query: z.string(),
   severity: Severity,
   risk_score: z.number().int('must be a whole number').min(0).max(100),
@@ -73,6 +73,11 @@ export const RuleSchema = z.looseObject({
   threat: z.array(ThreatEntry).default([]),
   new_terms_fields: z.array(nonEmpty).min(1, 'needs 1 to 3 fields').max(3, 'allows at most 3 fields').optional(),
   history_window_start: nonEmpty.transform(parsedWith(pastDateMath)).optional(),
+  /** EQL rules: the field holding the event category, instead of event.category (Kibana's EQL rule parameter). */
+  event_category_override: nonEmpty.optional(),
+  /** EQL rules: Kibana's timestamp and tiebreaker fields order events in a search; events reach this agent in order. */
+  timestamp_field: nonEmpty.optional(),
+  tiebreaker_field: nonEmpty.optional(),
   /** Kibana query filters (Elasticsearch DSL): this agent cannot evaluate them, so a rule with any is refused. */
   filters: z.array(z.unknown()).optional(),
 });

@@ -1,15 +1,21 @@
 import type { RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
-import { compileKql, KqlSyntaxError, termReader, type CompiledQuery } from '../kql/index.js';
+import { compileEql, EqlCompileError, EqlSyntaxError, EqlUnsupportedError, type CompiledSequenceQuery } from '../eql/index.js';
+import { compileKql, KqlSyntaxError, termReader } from '../kql/index.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
-import {
-  RuleSchema,
-  SUPPORTED_LANGUAGE,
-  SUPPORTED_TYPES,
-  type RuleThreat,
-  type SupportedRuleType,
-} from './schema.js';
+import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
+
+/** The categories of events execsentry produces (its sensor sees program executions only). */
+export const PRODUCED_CATEGORIES: readonly string[] = ['process'];
+
+/**
+ * A rule's compiled query: a predicate on one event (KQL, EQL event queries), or an EQL sequence, whose
+ * matcher the engine creates per rule.
+ */
+export type RuleQuery =
+  | { readonly kind: 'event'; readonly fields: readonly string[]; matches(doc: object): boolean }
+  | CompiledSequenceQuery;
 
 /** A rule ready to run: validated, its query compiled, its times parsed. */
 export interface LoadedRule {
@@ -20,7 +26,9 @@ export interface LoadedRule {
   description: string;
   type: SupportedRuleType;
   query: string;
-  compiled: CompiledQuery;
+  compiled: RuleQuery;
+  /** EQL rules: the field whose date orders and spaces a sequence's events (Kibana's timestamp_field). */
+  timestampField: string;
   severity: RuleSeverity;
   riskScore: number;
   version: number;
@@ -71,11 +79,12 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 function unsupportedReason(fields: Record<string, unknown>): { key: string; why: string } | undefined {
   const type = fields['type'];
   if (typeof type === 'string' && !(SUPPORTED_TYPES as readonly string[]).includes(type)) {
-    return { key: 'type', why: `rule type ${describeValue(type)} is not supported (execsentry evaluates ${SUPPORTED_TYPES.join(' and ')} rules)` };
+    return { key: 'type', why: `rule type ${describeValue(type)} is not supported (execsentry evaluates ${SUPPORTED_TYPES.slice(0, -1).join(', ')} and ${SUPPORTED_TYPES[SUPPORTED_TYPES.length - 1]} rules)` };
   }
   const language = fields['language'];
-  if (language !== undefined && language !== SUPPORTED_LANGUAGE) {
-    return { key: 'language', why: `query language ${describeValue(language)} is not supported (only ${SUPPORTED_LANGUAGE})` };
+  const wanted = typeof type === 'string' ? RULE_LANGUAGE[type as SupportedRuleType] : undefined;
+  if (language !== undefined && wanted !== undefined && language !== wanted) {
+    return { key: 'language', why: `query language ${describeValue(language)} is not supported for ${type} rules (only ${wanted})` };
   }
   const filters = fields['filters'];
   if (Array.isArray(filters) && filters.length > 0) {
@@ -136,12 +145,26 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
     newTerms = { fields: rule.new_terms_fields, readers, historyWindowStart: rule.history_window_start };
   }
 
-  let compiled: CompiledQuery;
+  let compiled: RuleQuery;
   try {
-    compiled = compileKql(rule.query);
+    if (rule.type === 'eql') {
+      compiled = compileEql(rule.query, rule.event_category_override === undefined ? {} : { eventCategoryField: rule.event_category_override });
+    } else {
+      const kql = compileKql(rule.query);
+      compiled = { kind: 'event', fields: kql.fields, matches: kql.matches };
+    }
   } catch (err) {
-    if (!(err instanceof KqlSyntaxError)) throw err;
-    return { kind: 'problem', problem: queryProblem(candidate, rule.name, err) };
+    if (!(err instanceof KqlSyntaxError || err instanceof EqlSyntaxError || err instanceof EqlCompileError)) throw err;
+    const problem = queryProblem(candidate, rule.name, err, rule.type === 'eql' ? 'EQL' : 'KQL');
+    return { kind: err instanceof EqlUnsupportedError ? 'unsupported' : 'problem', problem };
+  }
+  if (rule.type === 'eql') {
+    const categories = (compiled as { categories: readonly string[] | null }).categories;
+    const foreign = categories?.filter((category) => !PRODUCED_CATEGORIES.includes(category)) ?? [];
+    if (foreign.length > 0) {
+      const why = `its query reads ${foreign.map((category) => JSON.stringify(category)).join(', ')} events, which execsentry does not produce (its events are of category ${PRODUCED_CATEGORIES.map((c) => JSON.stringify(c)).join(', ')})`;
+      return { kind: 'unsupported', problem: at(['query'], why, rule.name) };
+    }
   }
 
   const remarks = notApplied(fields).map((what) => `rule ${JSON.stringify(rule.name)} has ${what}, which execsentry does not apply`);
@@ -155,6 +178,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       type: rule.type,
       query: rule.query,
       compiled,
+      timestampField: rule.timestamp_field ?? '@timestamp',
       severity: rule.severity,
       riskScore: rule.risk_score,
       version: rule.version,
@@ -192,10 +216,10 @@ function notApplied(fields: Record<string, unknown>): string[] {
   }).map(({ what }) => what);
 }
 
-/** A KQL syntax error placed in the file when the query is stored verbatim (TOML), else inside the query. */
-function queryProblem(candidate: RuleCandidate, rule: string, err: KqlSyntaxError): RuleProblem {
+/** A query error placed in the file when the query is stored verbatim (TOML), else inside the query. */
+function queryProblem(candidate: RuleCandidate, rule: string, err: KqlSyntaxError | EqlSyntaxError | EqlCompileError, language: 'KQL' | 'EQL'): RuleProblem {
   const start = candidate.queryStart;
-  const why = `invalid KQL: ${err.message}`;
+  const why = err instanceof EqlUnsupportedError ? `EQL ${err.reason!}` : `invalid ${language}: ${err.message}`;
   if (start !== undefined) {
     return {
       file: candidate.file,

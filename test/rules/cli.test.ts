@@ -27,12 +27,12 @@ describe('execsentry rules validate', () => {
   });
 
   it('exits 2 and prints every problem, one line each', () => {
-    const dir = ruleTree({ 'a.toml': tomlRule({ severity: 'severity = "urgent"' }), 'b.ndjson': JSON.stringify(kibanaRule({ type: 'eql' })) });
+    const dir = ruleTree({ 'a.toml': tomlRule({ severity: 'severity = "urgent"' }), 'b.ndjson': JSON.stringify(kibanaRule({ type: 'threshold' })) });
     const run = execsentry('rules', 'validate', dir);
     expect(run.status).toBe(2);
     expect(run.stderr.trimEnd().split('\n')).toEqual([
       `execsentry: ${join(dir, 'a.toml')}:16: rule "Test New Shell": rule.severity: Invalid option: expected one of "low"|"medium"|"high"|"critical" (got "urgent")`,
-      `execsentry: ${join(dir, 'b.ndjson')}:1: rule "Kibana Exported Rule": type: rule type "eql" is not supported (execsentry evaluates query and new_terms rules)`,
+      `execsentry: ${join(dir, 'b.ndjson')}:1: rule "Kibana Exported Rule": type: rule type "threshold" is not supported (execsentry evaluates query, new_terms and eql rules)`,
     ]);
   });
 

@@ -283,7 +283,7 @@ describe('rule errors: one line naming file, line, rule, key and why', () => {
   it('unsupported types and languages are refused, or skipped and counted with --skip-unsupported', async () => {
     const dir = ruleTree({
       'x.ndjson': [
-        JSON.stringify(kibanaRule({ rule_id: 'eql', name: 'An EQL rule', type: 'eql', language: 'eql' })),
+        JSON.stringify(kibanaRule({ rule_id: 'eql', name: 'An EQL rule', type: 'eql', language: 'eql', query: 'file where file.path == "/etc/shadow"' })),
         JSON.stringify(kibanaRule({ rule_id: 'lucene', name: 'A Lucene rule', type: 'query', language: 'lucene' })),
         JSON.stringify(kibanaRule({ rule_id: 'threshold', name: 'A threshold rule', type: 'threshold' })),
         JSON.stringify(kibanaRule()),
@@ -291,14 +291,14 @@ describe('rule errors: one line naming file, line, rule, key and why', () => {
     });
     const file = join(dir, 'x.ndjson');
     expect(await refusal([dir])).toBe(
-      `${file}:1: rule "An EQL rule": type: rule type "eql" is not supported (execsentry evaluates query and new_terms rules) (and 2 more problems; \`execsentry rules validate\` lists them all)`,
+      `${file}:1: rule "An EQL rule": query: its query reads "file" events, which execsentry does not produce (its events are of category "process") (and 2 more problems; \`execsentry rules validate\` lists them all)`,
     );
     const { rules, skipped } = await loadRuleSet([dir], { skipUnsupported: true });
     expect(rules.map((rule) => rule.ruleId)).toEqual(['kibana-rule-1']);
     expect(skipped.map(formatProblem)).toEqual([
-      `${file}:1: rule "An EQL rule": type: rule type "eql" is not supported (execsentry evaluates query and new_terms rules)`,
-      `${file}:2: rule "A Lucene rule": language: query language "lucene" is not supported (only kuery)`,
-      `${file}:3: rule "A threshold rule": type: rule type "threshold" is not supported (execsentry evaluates query and new_terms rules)`,
+      `${file}:1: rule "An EQL rule": query: its query reads "file" events, which execsentry does not produce (its events are of category "process")`,
+      `${file}:2: rule "A Lucene rule": language: query language "lucene" is not supported for query rules (only kuery)`,
+      `${file}:3: rule "A threshold rule": type: rule type "threshold" is not supported (execsentry evaluates query, new_terms and eql rules)`,
     ]);
   });
 
