@@ -102,6 +102,7 @@ export class Agent {
         store: this.store,
         logger: this.logger,
         emit: (alert) => this.send(outputs, alert),
+        maxPartialSequencesPerRule: this.config.engine.maxPartialSequencesPerRule,
       });
       this.sensor = new Sensor({ ...this.config.sensor, logger: this.logger });
       const queue = new EvaluationQueue(this.engine, this.logger);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_MAX_PARTIAL_SEQUENCES } from './engine/index.js';
 import { ValidationError } from './errors.js';
 import { KiB, MiB, readRegularFileSync, UnreadableFile } from './io/files.js';
 import { escapeControl } from './log.js';
@@ -131,6 +132,18 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ maxTuplesPerRule: 1_000_000 }),
+    engine: z
+      .object({
+        maxPartialSequencesPerRule: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000_000)
+          .default(DEFAULT_MAX_PARTIAL_SEQUENCES)
+          .describe('partial EQL sequences kept per sequence rule (in memory); the oldest is dropped beyond it and counted'),
+      })
+      .strict()
+      .default({ maxPartialSequencesPerRule: DEFAULT_MAX_PARTIAL_SEQUENCES }),
   })
   .strict();
 

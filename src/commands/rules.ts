@@ -7,7 +7,7 @@ import { replayEvents } from '../engine/replay.js';
 import { EXIT_USAGE } from '../errors.js';
 import { fieldRead } from '../kql/index.js';
 import { createLogger, escapeControl } from '../log.js';
-import { checkRules, formatProblem, loadRuleSet, type LoadedRule } from '../rules/index.js';
+import { checkRules, formatProblem, loadRuleSet, type LoadedRule, type RuleProblem } from '../rules/index.js';
 import { openHistoryStore } from '../store/index.js';
 import { openDocuments } from './documents.js';
 
@@ -22,7 +22,7 @@ function fieldsRead(rule: LoadedRule): string[] {
   return [...new Set([...rule.compiled.fields, ...(rule.newTerms?.fields ?? []).map(fieldRead)])];
 }
 
-/** What `rules list` shows of a rule. */
+/** What `rules list` shows of a rule that runs here. */
 function ruleSummary(rule: LoadedRule): Record<string, unknown> {
   return {
     id: rule.ruleId,
@@ -30,22 +30,31 @@ function ruleSummary(rule: LoadedRule): Record<string, unknown> {
     type: rule.type,
     version: rule.version,
     enabled: rule.enabled,
+    runs: true,
     fields: fieldsRead(rule),
     ...(rule.newTerms === undefined ? {} : { new_terms_fields: rule.newTerms.fields, history_window_start: rule.newTerms.historyWindowStart.text }),
     file: rule.source.line === undefined ? rule.source.file : `${rule.source.file}:${rule.source.line}`,
   };
 }
 
-function writeTable(rules: readonly LoadedRule[]): void {
-  const rows = rules.map((rule) => [
-    rule.ruleId,
-    rule.name,
-    rule.type,
-    String(rule.version),
-    rule.enabled ? 'yes' : 'no',
-    fieldsRead(rule).join(', '),
-  ]);
-  const header = ['ID', 'NAME', 'TYPE', 'VERSION', 'ENABLED', 'FIELDS READ'];
+/** What `rules list` shows of a rule that cannot run here, and why. */
+function unsupportedSummary(problem: RuleProblem): Record<string, unknown> {
+  return {
+    id: problem.ruleId,
+    name: problem.rule,
+    type: problem.ruleType,
+    runs: false,
+    why: problem.why,
+    file: problem.line === undefined ? problem.file : `${problem.file}:${problem.line}`,
+  };
+}
+
+function writeTable(rules: readonly LoadedRule[], unsupported: readonly RuleProblem[]): void {
+  const rows = [
+    ...rules.map((rule) => [rule.ruleId, rule.name, rule.type, String(rule.version), rule.enabled ? 'yes' : 'no', 'yes', fieldsRead(rule).join(', ')]),
+    ...unsupported.map((problem) => [problem.ruleId ?? '-', problem.rule ?? '-', problem.ruleType ?? '-', '-', '-', 'no', problem.why]),
+  ];
+  const header = ['ID', 'NAME', 'TYPE', 'VERSION', 'ENABLED', 'RUNS', 'FIELDS READ (OR WHY NOT)'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   for (const row of [header, ...rows]) {
     process.stdout.write(escapeControl(row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ')) + '\n');
@@ -76,15 +85,18 @@ export function registerRulesCommand(program: Command): void {
 
   rules
     .command('list')
-    .description('list rules: id, name, type, version, fields read (the built-in rule when no path is given)')
+    .description('list rules: id, name, type, version, whether it runs here, fields read or why not (the built-in rule when no path is given)')
     .argument('[path...]', 'rule files or directories')
     .addOption(new Option('--format <format>', 'table or NDJSON (default: table on a terminal, else NDJSON)').choices(['table', 'json']))
-    .option('--skip-unsupported', 'skip unsupported rules instead of failing')
-    .action(async (paths: string[], options: { format?: 'table' | 'json'; skipUnsupported?: boolean }) => {
-      const ruleSet = await loadRuleSet(paths, { skipUnsupported: options.skipUnsupported === true });
+    .action(async (paths: string[], options: { format?: 'table' | 'json' }) => {
+      // every rule is listed, those that cannot run here too (with why); broken files still fail
+      const ruleSet = await loadRuleSet(paths, { skipUnsupported: true });
       const format = options.format ?? (process.stdout.isTTY === true ? 'table' : 'json');
-      if (format === 'table') writeTable(ruleSet.rules);
-      else for (const rule of ruleSet.rules) process.stdout.write(JSON.stringify(ruleSummary(rule)) + '\n');
+      if (format === 'table') writeTable(ruleSet.rules, ruleSet.skipped);
+      else {
+        for (const rule of ruleSet.rules) process.stdout.write(JSON.stringify(ruleSummary(rule)) + '\n');
+        for (const skipped of ruleSet.skipped) process.stdout.write(JSON.stringify(unsupportedSummary(skipped)) + '\n');
+      }
     });
 
   rules

@@ -11,6 +11,9 @@ export interface RuleProblem {
   /** The offending key as the file spells it (`rule.severity` in TOML, `severity` in JSON). */
   key?: string;
   why: string;
+  /** Unsupported rules: the rule's rule_id and type as written, for listing them (`rules list`). */
+  ruleId?: string;
+  ruleType?: string;
 }
 
 export function formatProblem(problem: RuleProblem): string {

@@ -110,8 +110,12 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   const fields = raw as Record<string, unknown>;
   const label = ruleLabel(fields);
 
+  const identity = {
+    ...(typeof fields['rule_id'] === 'string' ? { ruleId: fields['rule_id'] } : {}),
+    ...(typeof fields['type'] === 'string' ? { ruleType: fields['type'] } : {}),
+  };
   const unsupported = unsupportedReason(fields);
-  if (unsupported !== undefined) return { kind: 'unsupported', problem: at([unsupported.key], unsupported.why, label) };
+  if (unsupported !== undefined) return { kind: 'unsupported', problem: { ...at([unsupported.key], unsupported.why, label), ...identity } };
 
   const parsed = RuleSchema.safeParse(fields);
   if (!parsed.success) {
@@ -156,14 +160,14 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   } catch (err) {
     if (!(err instanceof KqlSyntaxError || err instanceof EqlSyntaxError || err instanceof EqlCompileError)) throw err;
     const problem = queryProblem(candidate, rule.name, err, rule.type === 'eql' ? 'EQL' : 'KQL');
-    return { kind: err instanceof EqlUnsupportedError ? 'unsupported' : 'problem', problem };
+    return err instanceof EqlUnsupportedError ? { kind: 'unsupported', problem: { ...problem, ...identity } } : { kind: 'problem', problem };
   }
   if (rule.type === 'eql') {
     const categories = (compiled as { categories: readonly string[] | null }).categories;
     const foreign = categories?.filter((category) => !PRODUCED_CATEGORIES.includes(category)) ?? [];
     if (foreign.length > 0) {
       const why = `its query reads ${foreign.map((category) => JSON.stringify(category)).join(', ')} events, which execsentry does not produce (its events are of category ${PRODUCED_CATEGORIES.map((c) => JSON.stringify(c)).join(', ')})`;
-      return { kind: 'unsupported', problem: at(['query'], why, rule.name) };
+      return { kind: 'unsupported', problem: { ...at(['query'], why, rule.name), ...identity } };
     }
   }
 

@@ -92,8 +92,28 @@ describe('execsentry rules list', () => {
     const run = execsentry('rules', 'list', '--format', 'table', dir);
     expect(run.status).toBe(0);
     const [header, row] = run.stdout.trimEnd().split('\n');
-    expect(header).toMatch(/^ID +NAME +TYPE +VERSION +ENABLED +FIELDS READ$/);
-    expect(row).toMatch(/^11111111-2222-3333-4444-555555555555 +Test New Shell +new_terms +3 +no +event\.category, process\.name, host\.id, process\.executable$/);
+    expect(header).toMatch(/^ID +NAME +TYPE +VERSION +ENABLED +RUNS +FIELDS READ \(OR WHY NOT\)$/);
+    expect(row).toMatch(/^11111111-2222-3333-4444-555555555555 +Test New Shell +new_terms +3 +no +yes +event\.category, process\.name, host\.id, process\.executable$/);
+  });
+
+  it('lists rules that cannot run here with why, after those that can', () => {
+    const dir = ruleTree({
+      'a.toml': tomlRule(),
+      'b.ndjson': [
+        JSON.stringify(kibanaRule({ rule_id: 'file-rule', name: 'A file rule', type: 'eql', language: 'eql', query: 'file where file.path == "/etc/shadow"' })),
+        JSON.stringify(kibanaRule({ rule_id: 'esql-rule', name: 'An ES|QL rule', type: 'esql', language: 'esql' })),
+      ].join('\n'),
+    });
+    const run = execsentry('rules', 'list', dir);
+    expect(run.status).toBe(0);
+    const rows = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(rows.map((row) => [row['id'], row['runs']])).toEqual([
+      ['11111111-2222-3333-4444-555555555555', true],
+      ['file-rule', false],
+      ['esql-rule', false],
+    ]);
+    expect(rows[1]).toMatchObject({ name: 'A file rule', type: 'eql', why: 'its query reads "file" events, which execsentry does not produce (its events are of category "process")' });
+    expect(rows[2]!['why']).toMatch(/^rule type "esql" is not supported/);
   });
 
   it('refuses a bad rule set with one line and exit 2', () => {
