@@ -8,6 +8,7 @@ import type {
   EqlExpression,
   EqlField,
   EqlFunctionCall,
+  EqlIn,
   EqlLiteral,
   EqlPatternMatch,
   EqlPipe,
@@ -258,6 +259,7 @@ class Compiler {
 
   /** `category where condition`: the category is a term on the category field (any element of an array). */
   filter(filter: EqlEventFilter): Predicate {
+    this.requireBoolean(filter.condition);
     const condition = this.condition(filter.condition);
     if (filter.category === null) return condition;
     const category = filter.category;
@@ -290,6 +292,28 @@ class Compiler {
       }
       return values;
     };
+  }
+
+  /**
+   * The condition and every operand of its and/or/not must be boolean: the Verifier's checkFilterConditionType
+   * (QL VerifierChecks) and BinaryLogic / Not resolveType refuse a field or a value of another type. Only a
+   * type known here is refused: a keyword field may be an unmapped one Elasticsearch would map as boolean;
+   * constants are checked when folded (leaf).
+   */
+  private requireBoolean(e: EqlExpression): void {
+    const inner = unwrap(e);
+    if (inner.type === 'and' || inner.type === 'or') {
+      this.requireBoolean(inner.left);
+      this.requireBoolean(inner.right);
+      return;
+    }
+    if (inner.type === 'not') {
+      this.requireBoolean(inner.operand);
+      return;
+    }
+    if (!hasFieldReference(inner)) return;
+    const type = this.staticType(inner);
+    if (type !== 'boolean' && type !== 'unknown' && type !== 'null') throw new EqlCompileError(`condition must be boolean, found [${printEqlExpression(e)}]`, e.at);
   }
 
   /** A boolean condition: and/or/not of query leaves and script leaves (see the module comment). */
@@ -429,7 +453,7 @@ class Compiler {
         return { valueTest: rangeTest(kind, RANGE[operator]!, asKqlLiteral(value), this.now), negated: false };
       }
       case 'in': {
-        const values = e.list.map((item) => this.constant(item));
+        const values = this.inList(e);
         const valueTest = e.caseInsensitive ? this.insensitiveSetTest(kind, values) : keywordSetTest(kind, values.filter((v) => v !== null).map(asKqlLiteral));
         return { valueTest: STRING_KINDS.has(kind) || !e.caseInsensitive ? valueTest : () => false, negated: e.negated };
       }
@@ -441,6 +465,19 @@ class Compiler {
       default:
         throw new Error(`no query translation for ${e.type}`);
     }
+  }
+
+  /**
+   * The constants of an `in` list, the same for a query and a script: QL's In.resolveType refuses an item
+   * that is not foldable ("Comparisons against variables are not (currently) supported"), whatever the
+   * value on the left.
+   */
+  private inList(e: EqlIn): ScriptValue[] {
+    const offender = e.list.find(hasFieldReference);
+    if (offender !== undefined) {
+      throw new EqlCompileError(`comparisons against fields are not supported (Elasticsearch refuses them too); offender [${printEqlExpression(offender)}] in [${printEqlExpression(e)}]`, offender.at);
+    }
+    return e.list.map((item) => this.constant(item));
   }
 
   private insensitiveSetTest(kind: FieldKind, values: readonly ScriptValue[]): ValueTest {
@@ -706,12 +743,8 @@ class Compiler {
         );
       }
       case 'in': {
-        if (e.list.some(hasFieldReference)) {
-          const offender = e.list.find(hasFieldReference)!;
-          throw new EqlCompileError(`comparisons against fields are not supported (Elasticsearch refuses them too); offender [${printEqlExpression(offender)}] in [${printEqlExpression(e)}]`, offender.at);
-        }
         const value = this.code(e.value, readers).code;
-        const list = e.list.map((item) => this.constant(item));
+        const list = this.inList(e);
         const { caseInsensitive, negated } = e;
         return folded(
           (values) => {
