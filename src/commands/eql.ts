@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { EXIT_RUNTIME, RuntimeFailure, ValidationError } from '../errors.js';
 import { describeErrno } from '../io/files.js';
-import { compileEql, EqlCompileError, EqlSyntaxError, parseEql, type CompiledEql, type EqlPipe } from '../eql/index.js';
+import { compileEql, EqlCompileError, EqlSyntaxError, type CompiledEql, type EqlPipe } from '../eql/index.js';
+import { EqlScriptError } from '../eql/script.js';
 import { getField } from '../kql/field-path.js';
 import { dateValueMs } from '../kql/date.js';
 import { escapeControl } from '../log.js';
@@ -34,7 +35,7 @@ export function registerEqlCommand(program: Command): void {
     .description('evaluate an EQL query (event or sequence) over NDJSON documents from FILE or stdin')
     .argument('<query>', 'the EQL query, as Elastic rules with language "eql" write it')
     .argument('[file]', 'NDJSON file to read; stdin when absent or "-"')
-    .option('--check', 'only parse the query: exit 0 when valid, 2 with the error when not')
+    .option('--check', 'only check the query (parse and plan it, read no input): exit 0 when valid, 2 with the error when not')
     .option('--timestamp-field <field>', 'the field that orders events (as Elasticsearch\'s timestamp_field)', '@timestamp')
     .option('--event-category-field <field>', 'the field matched against the query\'s event category', 'event.category')
     .option('--tiebreaker-field <field>', 'orders events with equal timestamps (as Elasticsearch\'s tiebreaker_field)')
@@ -49,11 +50,9 @@ Examples:
     .action(async (query: string, file: string | undefined, options: EqlOptions) => {
       let compiled: CompiledEql;
       try {
-        if (options.check === true) {
-          parseEql(query);
-          return;
-        }
+        // --check plans the query too: a query the run would refuse must not pass the check
         compiled = compileEql(query, { eventCategoryField: options.eventCategoryField });
+        if (options.check === true) return;
       } catch (err) {
         if (err instanceof EqlSyntaxError || err instanceof EqlCompileError) throw new ValidationError(err.message);
         throw err;
@@ -82,14 +81,14 @@ Examples:
       events.sort(searchOrder);
       const limit = options.size ?? Number.POSITIVE_INFINITY;
       if (compiled.kind === 'event') {
-        const matched = events.filter((event) => compiled.matches(event.line.doc));
+        const matched = events.filter((event) => scripted(event, () => compiled.matches(event.line.doc)));
         for (const event of applyPipes(matched, compiled.pipes, limit)) {
           if (stdoutClosed()) break;
           await writeStdout(Buffer.concat([event.line.bytes, NEWLINE]));
         }
       } else {
         const matcher = compiled.createMatcher<object>({ maxPartials: CLI_MAX_PARTIALS });
-        const sequences = events.flatMap((event) => matcher.push(event.line.doc, event.timeMs));
+        const sequences = events.flatMap((event) => scripted(event, () => matcher.push(event.line.doc, event.timeMs)));
         sequences.push(...matcher.finish());
         for (const sequence of applyPipes(sequences, compiled.pipes, limit)) {
           if (stdoutClosed()) break;
@@ -116,6 +115,20 @@ interface OrderedDocument {
   readonly tiebreaker: number | string | undefined;
 }
 
+/**
+ * Runs the query's evaluation on one document. A script error (integer `/ by zero`, an overflow, a bad
+ * argument) fails Elasticsearch's whole search with that message, so it ends the run here too, before
+ * anything is printed: one line naming the input line, exit 1, not an unexpected failure with a stack trace.
+ */
+function scripted<T>(event: OrderedDocument, evaluate: () => T): T {
+  try {
+    return evaluate();
+  } catch (err) {
+    if (err instanceof EqlScriptError) throw new RuntimeFailure(`EQL script error on line ${event.line.number} of the input: ${err.message}`);
+    throw err;
+  }
+}
+
 function firstValue(doc: object, field: string): unknown {
   return getField(doc, field)[0];
 }
@@ -136,16 +149,17 @@ function searchOrder(a: OrderedDocument, b: OrderedDocument): number {
 }
 
 /**
- * `| head N` keeps the first N results, `| tail N` the last N (in order); `--size` (the search's size) then
- * caps what is returned, from the end for a query whose last pipe is tail, as Elasticsearch fetches a tail
- * backwards.
+ * `| head N` keeps the first N results, `| tail N` the last N (in order). `--size` (the search's size) is
+ * placed where Elasticsearch's LogicalPlanBuilder.visitStatement places it: as a limit of the same kind just
+ * below the first head or tail pipe (so `| head 5 | tail 2` with size 2 is the first two, not the fourth and
+ * fifth), or, with no such pipe, as a head over the results (result_position "head").
  */
 function applyPipes<T>(results: readonly T[], pipes: readonly EqlPipe[], size: number): readonly T[] {
-  let kept = results;
-  for (const pipe of pipes) kept = pipe.type === 'head' ? kept.slice(0, pipe.count) : kept.slice(Math.max(0, kept.length - pipe.count));
-  if (kept.length <= size) return kept;
-  const last = pipes[pipes.length - 1];
-  return last?.type === 'tail' ? kept.slice(kept.length - size) : kept.slice(0, size);
+  const limit = (kept: readonly T[], type: EqlPipe['type'], count: number): readonly T[] =>
+    kept.length <= count ? kept : type === 'head' ? kept.slice(0, count) : kept.slice(kept.length - count);
+  let kept = limit(results, pipes[0]?.type ?? 'head', size);
+  for (const pipe of pipes) kept = limit(kept, pipe.type, pipe.count);
+  return kept;
 }
 
 function parseSize(text: string): number {
