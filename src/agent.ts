@@ -20,6 +20,11 @@ import { HealthMonitor, type HealthSnapshot } from './service/health.js';
 export const STOP_BUDGET_MS = 5_000;
 /** How often max_signals intervals are checked for their end-of-interval warning. */
 const TICK_INTERVAL_MS = 1_000;
+/**
+ * How far behind the clock sequence rules are told time has moved: the sensor hands execs over within
+ * milliseconds (its reader batches for at most 5 ms), so two seconds leave room for a loaded host.
+ */
+const SEQUENCE_CLOCK_MARGIN_MS = 2_000;
 
 export interface AgentStats {
   state: AgentState;
@@ -117,7 +122,7 @@ export class Agent {
     this.state = 'running';
     this.health.start();
     this.previousStatsLine = { atMs: this.startedAtMs, events: 0 };
-    this.timers.push(setInterval(() => this.engine?.tick(Date.now()), TICK_INTERVAL_MS).unref());
+    this.timers.push(setInterval(() => this.tickEngine(), TICK_INTERVAL_MS).unref());
     if (this.config.statsIntervalSeconds > 0) {
       this.timers.push(setInterval(() => this.logStats(), this.config.statsIntervalSeconds * 1000).unref());
     }
@@ -241,6 +246,18 @@ export class Agent {
     };
   }
 
+  /**
+   * Once a second: max_signals intervals end, and sequence rules learn that time has passed. The latter
+   * only when every event the sensor handed over has been evaluated, and only up to SEQUENCE_CLOCK_MARGIN_MS
+   * ago, for the execs still on their way from the kernel: an event evaluated after its window was closed
+   * could otherwise miss its sequence, or let a missing-event sequence complete that it should cancel.
+   */
+  private tickEngine(): void {
+    const nowMs = Date.now();
+    this.engine?.tick(nowMs);
+    if ((this.evaluation?.stats().backlog ?? 0) === 0) this.engine?.advanceSequences(nowMs - SEQUENCE_CLOCK_MARGIN_MS, nowMs);
+  }
+
   /** The periodic line on stderr: the counters an operator needs to see that nothing is being lost. */
   private logStats(message = 'stats'): void {
     const stats = this.stats();
@@ -262,6 +279,7 @@ export class Agent {
         evaluationErrors: stats.engine?.evaluationErrors ?? 0,
         sequencePartials: stats.engine?.sequencePartials ?? 0,
         sequencesDropped: stats.engine?.sequencesDropped ?? 0,
+        sequencesExpired: stats.engine?.sequencesExpired ?? 0,
         slowEvaluations: stats.evaluation?.slowEvaluations ?? 0,
         evaluationBacklog: stats.evaluation?.backlog ?? 0,
         storeTuples: stats.store?.tuples ?? 0,

@@ -130,6 +130,10 @@ const DEFAULT_MAX_TUPLES_PER_EVENT = 1024;
  */
 export const DEFAULT_MAX_PARTIAL_SEQUENCES = 10_000;
 
+function sameFields(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((field, index) => field === b[index]);
+}
+
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
   /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
@@ -198,12 +202,21 @@ export class DetectionEngine {
   }
 
   /**
-   * A sequence rule's matcher: the one it had before a reload when its query and timestamp field did not
-   * change (partial sequences survive a SIGHUP), else a new one. A restart forgets partial sequences.
+   * A sequence rule's matcher: the one it had before a reload when its query, the fields it reads and its
+   * timestamp field did not change (partial sequences survive a SIGHUP), else a new one. The matcher holds
+   * the stage predicates it was compiled with, so the fields are compared too: an event_category_override
+   * changes them (the category field is read) while the query text stays. A restart forgets partial sequences.
    */
   private sequenceMatcher(rule: LoadedRule, earlier: RuleRuntime | undefined): SequenceMatcher<ProcessEvent> | undefined {
     if (rule.compiled.kind !== 'sequence') return undefined;
-    if (earlier?.sequence !== undefined && earlier.rule.query === rule.query && earlier.rule.timestampField === rule.timestampField) return earlier.sequence;
+    if (
+      earlier?.sequence !== undefined &&
+      earlier.rule.query === rule.query &&
+      earlier.rule.timestampField === rule.timestampField &&
+      sameFields(earlier.rule.compiled.fields, rule.compiled.fields)
+    ) {
+      return earlier.sequence;
+    }
     return rule.compiled.createMatcher<ProcessEvent>({ maxPartials: this.options.maxPartialSequencesPerRule ?? DEFAULT_MAX_PARTIAL_SEQUENCES });
   }
 
@@ -334,11 +347,16 @@ export class DetectionEngine {
 
   /** Ends max_signals intervals that are over (called periodically live; each event does it in replay). */
   tick(nowMs: number): void {
-    for (const runtime of this.runtimes) {
-      runtime.limiter.closeIfOver(nowMs);
-      // missing-event stages complete, and partials expire, as time passes without events
-      if (runtime.sequence !== undefined) this.sequenceAlerts(runtime, runtime.sequence.advance(nowMs), nowMs);
-    }
+    for (const runtime of this.runtimes) runtime.limiter.closeIfOver(nowMs);
+  }
+
+  /**
+   * Tells the sequence rules that no event older than `eventTimeMs` is still to come: missing-event stages
+   * whose window ended complete, partials beyond maxspan expire. The caller must be sure of it — an event
+   * evaluated later with an older time would be judged against windows already closed.
+   */
+  advanceSequences(eventTimeMs: number, nowMs: number = eventTimeMs): void {
+    for (const runtime of this.runtimes) if (runtime.sequence !== undefined) this.sequenceAlerts(runtime, runtime.sequence.advance(eventTimeMs), nowMs);
   }
 
   /**

@@ -38,6 +38,8 @@ export async function replayEvents(options: ReplayOptions): Promise<EngineStats>
       const { event, timeMs } = parseEvent(options.eventsName, line.number, text);
       lastNowMs = timeMs;
       engine.tick(lastNowMs);
+      // file order is time order in a replay: nothing older than this event follows it
+      engine.advanceSequences(lastNowMs);
       engine.evaluate(event, lastNowMs);
     }
     engine.finishSequences(lastNowMs);

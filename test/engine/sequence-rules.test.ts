@@ -86,16 +86,16 @@ describe('sequence rules in the engine', () => {
     expect(alerts).toHaveLength(1);
   });
 
-  it('complete a missing-event sequence when time passes without the event (the agent’s tick)', async () => {
+  it('complete a missing-event sequence when time passes without the event (advanceSequences, the agent’s tick)', async () => {
     const query = 'sequence by process.parent.entity_id with maxspan=10s [process where process.name == "curl"] ![process where process.name == "chmod"]';
     const { engine, alerts } = await engineWith(await rulesFrom(query));
     engine.evaluate(exec('curl', 'p', 0), Date.parse(T0));
     engine.evaluate(exec('curl', 'q', 100), Date.parse(T0) + 100);
     engine.evaluate(exec('chmod', 'q', 5000), Date.parse(T0) + 5000);
-    engine.tick(Date.parse(T0) + 5000);
+    engine.advanceSequences(Date.parse(T0) + 5000);
     await engine.drain();
     expect(alerts).toHaveLength(0);
-    engine.tick(Date.parse(T0) + 11_000);
+    engine.advanceSequences(Date.parse(T0) + 11_000);
     await engine.drain();
     expect(alerts.map((alert) => alert.execsentry.sequence?.join_keys)).toEqual([['p']]);
     expect(alerts[0]!.execsentry.sequence?.events[1]).toEqual({ missing: true });

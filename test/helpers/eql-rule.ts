@@ -52,7 +52,7 @@ export function eqlToml(
   ].join('\n');
 }
 
-/** The file line of the `query = '''` key in a text made by eqlToml (its query starts on the next line). */
+/** The file line of the `query = '''` key in a text made by eqlToml. */
 export function queryKeyLine(toml: string): number {
-  return toml.split('\n').indexOf("query = '''") + 1;
+  return toml.split('\n').findIndex((line) => line.startsWith("query = '''")) + 1;
 }
