@@ -505,14 +505,19 @@ class Compiler {
     const options = { caseInsensitive: e.caseInsensitive || e.operator === ':' };
     try {
       if (e.operator === 'regex') return (flavour === 'query' ? compileLuceneRegex : compileJavaRegex)(texts.join('|'), options);
-      const matchers = texts.map((text): ((value: string) => boolean) => {
-        if (e.operator === ':' && !/[*?]/.test(text)) {
-          const folded = caseFold(text);
-          return (value) => caseFold(value) === folded;
-        }
-        return (flavour === 'query' ? compileEqlWildcard : compileEqlWildcardScript)(text, options);
-      });
-      return matchers.length === 1 ? matchers[0]! : (value) => matchers.some((matches) => matches(value));
+      if (flavour === 'script') {
+        const matchers = texts.map((text) => compileEqlWildcardScript(text, options));
+        return matchers.length === 1 ? matchers[0]! : (value) => matchers.some((matches) => matches(value));
+      }
+      // On a field, patterns without wildcards are terms: one Set lookup for all of them (rules list dozens),
+      // the value folded once when case does not count.
+      const plain = texts.filter((text) => !/[*?]/.test(text));
+      const matchers = texts.filter((text) => /[*?]/.test(text)).map((text) => compileEqlWildcard(text, options));
+      if (plain.length === 0) return matchers.length === 1 ? matchers[0]! : (value) => matchers.some((matches) => matches(value));
+      const fold = options.caseInsensitive ? caseFold : (text: string) => text;
+      const terms = new Set(plain.map(fold));
+      if (matchers.length === 0) return (value) => terms.has(fold(value));
+      return (value) => terms.has(fold(value)) || matchers.some((matches) => matches(value));
     } catch (err) {
       if (err instanceof EqlPatternError) throw new EqlCompileError(err.message, e.patterns[0]!.at);
       throw err;
