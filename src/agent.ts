@@ -1,6 +1,6 @@
 import type { Config } from './config.js';
 import type { Alert } from './ecs/types.js';
-import { DetectionEngine, type EngineStats } from './engine/index.js';
+import { DetectionEngine, type EngineStats, type RuleCounters } from './engine/index.js';
 import { EvaluationQueue, type EvaluationQueueStats } from './engine/queue.js';
 import type { Logger } from './log.js';
 import { openOutputs, type Outputs } from './outputs/index.js';
@@ -33,11 +33,27 @@ export interface AgentStats {
   rules: { loaded: number; enabled: number; skippedUnsupported: number; reloads: number; rejectedReloads: number };
   sensor: ReturnType<Sensor['stats']> | undefined;
   engine: EngineStats | undefined;
+  /** Per enabled rule: matches, alerts, known terms, max_signals suppressions (why a rule is silent). */
+  ruleCounters: RuleCounters[];
   evaluation: EvaluationQueueStats | undefined;
   store: ReturnType<HistoryStore['stats']> | undefined;
   outputs: ReturnType<Outputs['stats']> | undefined;
   /** RSS, heap and event-loop delay of this process */
   health: HealthSnapshot;
+}
+
+/** Rules shown by name in the stats line: the ones matching most, so the line stays short with 250 rules. */
+const STATS_LINE_RULES = 10;
+
+/** The stats line's per-rule part: rule name → "matches/alerts/known terms/suppressed", busiest first. */
+function busiestRules(counters: readonly RuleCounters[]): Record<string, string> {
+  const busiest: Record<string, string> = {};
+  const active = counters.filter((rule) => rule.matches > 0).sort((a, b) => b.matches - a.matches);
+  for (const rule of active.slice(0, STATS_LINE_RULES)) {
+    busiest[rule.name] = `matches=${rule.matches} alerts=${rule.alerts} knownTerms=${rule.knownTerms} suppressed=${rule.suppressed}`;
+  }
+  if (active.length > STATS_LINE_RULES) busiest['(others)'] = `${active.length - STATS_LINE_RULES} more rule(s) with matches`;
+  return busiest;
 }
 
 export type AgentState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -239,6 +255,7 @@ export class Agent {
       },
       sensor: this.sensor?.stats(),
       engine: this.engine?.stats(),
+      ruleCounters: this.engine?.ruleCounters() ?? [],
       evaluation: this.evaluation?.stats(),
       store: this.store?.stats(),
       outputs: this.outputs?.stats(),
@@ -280,6 +297,7 @@ export class Agent {
         sequencePartials: stats.engine?.sequencePartials ?? 0,
         sequencesDropped: stats.engine?.sequencesDropped ?? 0,
         sequencesExpired: stats.engine?.sequencesExpired ?? 0,
+        rulesMatching: busiestRules(stats.ruleCounters),
         slowEvaluations: stats.evaluation?.slowEvaluations ?? 0,
         evaluationBacklog: stats.evaluation?.backlog ?? 0,
         storeTuples: stats.store?.tuples ?? 0,

@@ -107,7 +107,8 @@ export function registerRulesCommand(program: Command): void {
     .option('--state-dir <dir>', 'new-terms history to use and keep (default: a fresh temporary one)')
     .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)
     .option('--skip-unsupported', 'skip unsupported rules with a warning instead of failing')
-    .action(async (options: { rules?: string[]; events: string; stateDir?: string; allowInsecureStateDir?: boolean; skipUnsupported?: boolean }) => {
+    .option('--explain', 'on stderr, for each event and rule: matched, or the first top-level condition that failed')
+    .action(async (options: { rules?: string[]; events: string; stateDir?: string; allowInsecureStateDir?: boolean; skipUnsupported?: boolean; explain?: boolean }) => {
       const logger = createLogger(defaultConfig().logLevel);
       const ruleSet = await loadRuleSet(options.rules ?? [], { skipUnsupported: options.skipUnsupported === true });
       for (const skipped of ruleSet.skipped) logger.warn(`skipped unsupported rule: ${formatProblem(skipped)}`);
@@ -131,6 +132,7 @@ export function registerRulesCommand(program: Command): void {
             eventsName: options.events === '-' ? 'stdin' : escapeControl(options.events),
             events,
             emit: (alert) => process.stdout.write(JSON.stringify(alert) + '\n'),
+            explain: options.explain === true ? (line) => process.stderr.write(`execsentry: ${escapeControl(line)}\n`) : undefined,
           });
           // on stderr: stdout is the alerts alone
           process.stderr.write(

@@ -42,6 +42,10 @@ export function formatStatus(snapshot: unknown): string {
   lines.push(`execsentry ${version} ${state} (pid ${pid}), up ${uptime}${typeof document['startedAt'] === 'string' ? ` since ${document['startedAt']}` : ''}`);
   for (const [section, value] of Object.entries(document)) {
     if (['version', 'pid', 'state', 'uptimeSeconds', 'startedAt'].includes(section)) continue;
+    if (section === 'ruleCounters' && Array.isArray(value)) {
+      lines.push(...ruleLines(value));
+      continue;
+    }
     if (section === 'outputs' && value !== null && typeof value === 'object') {
       for (const [name, stats] of Object.entries(value)) lines.push(`output ${name}: ${flatten(stats).join(' ')}`);
       continue;
@@ -50,6 +54,22 @@ export function formatStatus(snapshot: unknown): string {
     lines.push(`${section}: ${pairs.length > 0 ? pairs.join(' ') : '(none)'}`);
   }
   return lines.map((line) => escapeControl(line)).join('\n') + '\n';
+}
+
+/** One line per rule that matched anything (why a rule alerted or stayed silent), then how many did not. */
+function ruleLines(rules: readonly unknown[]): string[] {
+  const lines: string[] = [];
+  let idle = 0;
+  for (const entry of rules) {
+    const rule = (entry ?? {}) as Record<string, unknown>;
+    if (typeof rule['matches'] !== 'number' || rule['matches'] === 0) {
+      idle += 1;
+      continue;
+    }
+    lines.push(`rule ${JSON.stringify(String(rule['name']))} (${String(rule['ruleId'])}): matches=${rule['matches']} alerts=${String(rule['alerts'])} knownTerms=${String(rule['knownTerms'])} suppressed=${String(rule['suppressed'])}`);
+  }
+  lines.push(`rules without a match: ${idle}`);
+  return lines;
 }
 
 function flatten(value: unknown, prefix = ''): string[] {

@@ -57,6 +57,16 @@ export interface EngineStats {
   sequencesExpired: number;
 }
 
+/** One rule's share of the counters: why a rule stayed silent (no match? known terms? max_signals?). */
+export interface RuleCounters {
+  ruleId: string;
+  name: string;
+  matches: number;
+  alerts: number;
+  knownTerms: number;
+  suppressed: number;
+}
+
 /** Alerts over max_signals within one interval of one rule are counted here, reported when it ends. */
 class SignalLimiter {
   private windowStartMs = Number.NEGATIVE_INFINITY;
@@ -119,6 +129,8 @@ interface RuleRuntime {
   readonly termReaders?: readonly ((event: unknown) => unknown[])[];
   /** EQL sequence rules: the rule's partial sequences. */
   readonly sequence?: SequenceMatcher<ProcessEvent>;
+  /** Kept across a reload for the same rule_id, like the limiter. */
+  readonly counters: RuleCounters;
   failedBefore: boolean;
 }
 
@@ -186,6 +198,10 @@ export class DetectionEngine {
             : this.options.store.history(rule.ruleId, rule.newTerms.fields, rule.newTerms.historyWindowStart.maxLookbackMs),
         termReaders: rule.newTerms && repairedTermReaders(rule.newTerms.fields, rule.newTerms.readers),
         sequence: this.sequenceMatcher(rule, earlier),
+        counters:
+          earlier === undefined
+            ? { ruleId: rule.ruleId, name: rule.name, matches: 0, alerts: 0, knownTerms: 0, suppressed: 0 }
+            : Object.assign(earlier.counters, { name: rule.name }),
         failedBefore: false,
       });
       previous.delete(rule.ruleId);
@@ -237,8 +253,9 @@ export class DetectionEngine {
       }
       if (!compiled.matches(event)) return;
       this.counters.matches += 1;
+      runtime.counters.matches += 1;
       if (runtime.history === undefined) {
-        if (this.admit(runtime, nowMs)) this.deliver(buildAlert(event, runtime.template), undefined);
+        if (this.admit(runtime, nowMs)) this.deliver(runtime, buildAlert(event, runtime.template), undefined);
       } else {
         this.evaluateNewTerms(runtime, runtime.history, event, nowMs);
       }
@@ -294,6 +311,8 @@ export class DetectionEngine {
       const lastSeenMs = history.lastSeen(tuple);
       if (lastSeenMs !== undefined && lastSeenMs >= windowStartMs) {
         this.counters.knownTerms += 1;
+        runtime.counters.knownTerms += 1;
+        if (this.options.logger.isLevelEnabled('debug')) this.logKnownTerm(runtime, tuple, lastSeenMs, windowStartMs);
         if (nowMs > lastSeenMs) history.touch(tuple, nowMs);
         continue;
       }
@@ -301,31 +320,44 @@ export class DetectionEngine {
       if (!this.admit(runtime, nowMs)) continue;
       const newTerms: Record<string, string> = {};
       tuple.forEach((term, index) => (newTerms[fields[index]!] = shownTerm(term)));
-      this.deliver(buildAlert(event, runtime.template, { newTerms }), history.recordNew(tuple, nowMs));
+      this.deliver(runtime, buildAlert(event, runtime.template, { newTerms }), history.recordNew(tuple, nowMs));
     }
+  }
+
+  /** Debug level: the sighting that raised nothing because its terms were seen within the window. */
+  private logKnownTerm(runtime: RuleRuntime, tuple: readonly string[], lastSeenMs: number, windowStartMs: number): void {
+    const terms: Record<string, string> = {};
+    tuple.forEach((term, index) => (terms[runtime.rule.newTerms!.fields[index]!] = shownTerm(term)));
+    this.options.logger.debug(
+      { rule: runtime.rule.name, ruleId: runtime.rule.ruleId, terms, lastSeen: new Date(lastSeenMs).toISOString(), windowStart: new Date(windowStartMs).toISOString() },
+      'known term, no alert: seen within the history window',
+    );
   }
 
   /** One alert per completed sequence, built on its last event and carrying every stage's event. */
   private sequenceAlerts(runtime: RuleRuntime, sequences: readonly MatchedSequence<ProcessEvent>[], nowMs: number): void {
     for (const { joinKeys, events } of sequences) {
       this.counters.matches += 1;
+      runtime.counters.matches += 1;
       if (!this.admit(runtime, nowMs)) continue;
       const last = events.findLast((event) => event !== null);
       if (last === undefined || last === null) continue;
       const sequence: AlertSequence = { join_keys: [...joinKeys], events: events.map((event) => event ?? { missing: true }) };
-      this.deliver(buildAlert(last, runtime.template, { sequence }), undefined);
+      this.deliver(runtime, buildAlert(last, runtime.template, { sequence }), undefined);
     }
   }
 
   private admit(runtime: RuleRuntime, nowMs: number): boolean {
     if (runtime.limiter.allow(nowMs)) return true;
     this.counters.suppressed += 1;
+    runtime.counters.suppressed += 1;
     return false;
   }
 
   /** Emits `alert` after every earlier alert and after its history record (if any) is durable. */
-  private deliver(alert: Alert, recorded: Promise<void> | undefined): void {
+  private deliver(runtime: RuleRuntime, alert: Alert, recorded: Promise<void> | undefined): void {
     this.counters.alerts += 1;
+    runtime.counters.alerts += 1;
     this.counters.pendingAlerts += 1;
     const durable = recorded?.catch((err: unknown) => {
       this.counters.historyWriteFailures += 1;
@@ -371,6 +403,11 @@ export class DetectionEngine {
   async drain(nowMs: number = Date.now()): Promise<void> {
     await this.delivered;
     for (const runtime of this.runtimes) runtime.limiter.reportOpen(nowMs);
+  }
+
+  /** Each enabled rule's counters, in rule order. */
+  ruleCounters(): RuleCounters[] {
+    return this.runtimes.map((runtime) => ({ ...runtime.counters }));
   }
 
   stats(): EngineStats {

@@ -23,6 +23,8 @@ export interface ReplayOptions {
   eventsName: string;
   events: AsyncIterable<Buffer | string>;
   emit: (alert: Alert) => void;
+  /** `rules test --explain`: receives, per event and enabled rule, one line saying whether and why (not) it matched. */
+  explain?: (line: string) => void;
 }
 
 export async function replayEvents(options: ReplayOptions): Promise<EngineStats> {
@@ -40,6 +42,7 @@ export async function replayEvents(options: ReplayOptions): Promise<EngineStats>
       engine.tick(lastNowMs);
       // file order is time order in a replay: nothing older than this event follows it
       engine.advanceSequences(lastNowMs);
+      if (options.explain !== undefined) explainEvent(options, line.number, event);
       engine.evaluate(event, lastNowMs);
     }
     engine.finishSequences(lastNowMs);
@@ -50,6 +53,27 @@ export async function replayEvents(options: ReplayOptions): Promise<EngineStats>
     await engine.drain(lastNowMs);
   }
   return engine.stats();
+}
+
+/**
+ * Whether each enabled rule's query matches the event and, if not, the first top-level condition that
+ * fails; for a sequence rule, the stages the event matches. Whether a match alerts is the engine's (new
+ * terms, max_signals): the alerts and the summary line show that.
+ */
+function explainEvent(options: ReplayOptions, lineNumber: number, event: ProcessEvent): void {
+  for (const rule of options.rules) {
+    if (!rule.enabled) continue;
+    const compiled = rule.compiled;
+    let verdict: string;
+    if (compiled.kind === 'sequence') {
+      const stages = compiled.matchingStages(event);
+      verdict = stages.length === 0 ? 'matches no stage of the sequence' : `matches sequence stage ${stages.join(', ')} of ${compiled.spec.stages.length}`;
+    } else {
+      const failed = compiled.explain(event);
+      verdict = failed === undefined ? (rule.type === 'new_terms' ? 'matched (alerts if its terms are new)' : 'matched') : `no match: ${failed}`;
+    }
+    options.explain!(`${options.eventsName}:${lineNumber}: rule ${JSON.stringify(rule.name)}: ${verdict}`);
+  }
 }
 
 function parseEvent(name: string, line: number, text: string): { event: ProcessEvent; timeMs: number } {

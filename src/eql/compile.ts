@@ -77,11 +77,18 @@ interface CompiledEqlBase {
 export interface CompiledEventQuery extends CompiledEqlBase {
   readonly kind: 'event';
   matches(doc: object): boolean;
+  /**
+   * Why a document does not match: the first top-level condition it fails (the category, or a conjunct of
+   * the top-level `and`, printed as EQL); undefined when it matches. For `rules test --explain`.
+   */
+  explain(doc: object): string | undefined;
 }
 
 export interface CompiledSequenceQuery extends CompiledEqlBase {
   readonly kind: 'sequence';
   readonly spec: SequenceSpec;
+  /** Which stages (1-based, as written after runs are expanded) a document matches, for `rules test --explain`. */
+  matchingStages(doc: object): number[];
   /** A matcher with state of its own (one per rule, one per CLI run). */
   createMatcher<D extends object>(options: SequenceMatcherOptions): SequenceMatcher<D>;
 }
@@ -93,13 +100,20 @@ export function compileEql(query: string | EqlQuery, options: EqlCompileOptions 
   const compiler = new Compiler(options.eventCategoryField ?? 'event.category', options.now ?? Date.now);
   if (tree.type === 'event') {
     const matches = compiler.filter(tree.filter);
+    const fields = compiler.fieldList();
+    // built on first use: only `rules test --explain` asks
+    let conjuncts: readonly { text: string; matches: Predicate }[] | undefined;
     return {
       kind: 'event',
       query: tree,
-      fields: compiler.fieldList(),
+      fields,
       categories: tree.filter.category === null ? null : [tree.filter.category],
       pipes: tree.pipes,
       matches,
+      explain: (doc) => {
+        conjuncts ??= compiler.conjuncts(tree.filter);
+        return conjuncts.find((conjunct) => !conjunct.matches(doc))?.text;
+      },
     };
   }
   // `with runs=N` is the stage written N times (Elasticsearch's LogicalPlanBuilder expands it the same way).
@@ -126,6 +140,7 @@ export function compileEql(query: string | EqlQuery, options: EqlCompileOptions 
     categories: anyCategory ? null : [...categories],
     pipes: tree.pipes,
     spec,
+    matchingStages: (doc) => stages.flatMap((stage, index) => (stage.matches(doc) ? [index + 1] : [])),
     createMatcher: <D extends object>(matcherOptions: SequenceMatcherOptions) => new SequenceMatcher<D>(spec, matcherOptions),
   };
 }
@@ -267,6 +282,23 @@ class Compiler {
     const path = fieldPath(this.categoryField);
     const isCategory: ValueTest = (value) => value === category;
     return (doc) => someAtPath(doc, path, 0, isCategory) && condition(doc);
+  }
+
+  /** The parts of a filter an event must all pass, for explaining a non-match: the category, then each conjunct. */
+  conjuncts(filter: EqlEventFilter): { text: string; matches: Predicate }[] {
+    const parts: { text: string; matches: Predicate }[] = [];
+    if (filter.category !== null) {
+      const category = filter.category;
+      const path = fieldPath(this.categoryField);
+      const isCategory: ValueTest = (value) => value === category;
+      parts.push({ text: `${this.categoryField} == ${JSON.stringify(category)}`, matches: (doc) => someAtPath(doc, path, 0, isCategory) });
+    }
+    const split = (e: EqlExpression): EqlExpression[] => {
+      const inner = unwrap(e);
+      return inner.type === 'and' ? [...split(inner.left), ...split(inner.right)] : [inner];
+    };
+    for (const conjunct of split(filter.condition)) parts.push({ text: printEqlExpression(conjunct), matches: this.condition(conjunct) });
+    return parts;
   }
 
   /**

@@ -3,6 +3,7 @@ import { termText } from './ast.js';
 import { equalsTest, existsTest, fieldKind, fieldSource, keywordSetTest, multiFieldsOf, rangeTest, type FieldKind } from './field-matchers.js';
 import { fieldPath, someAtPath, someLeaf, someValue, type ValueTest } from './field-path.js';
 import { parseKql } from './parser.js';
+import { printKql } from './printer.js';
 import { compileWildcard } from './wildcard.js';
 
 /** Reads one field: its value (an array for several values; undefined or null when absent). */
@@ -24,6 +25,11 @@ export interface CompiledQuery {
    * multi-field (`process.name.caseless`) is listed as the parent it is read from (`process.name`).
    */
   readonly fields: readonly string[];
+  /**
+   * Why a document does not match: the first child of the top-level `and` it fails (the whole query when
+   * there is no top-level `and`), printed as KQL; undefined when it matches. For `rules test --explain`.
+   */
+  explain(doc: object): string | undefined;
 }
 
 export interface CompileOptions {
@@ -241,9 +247,15 @@ export function compileKql(query: string | KqlNode, options: CompileOptions = {}
   const plan = compiler.compile(node, '');
   const fields = Object.freeze([...compiler.fields]);
   const { onDoc, onAccessor } = plan;
+  // built on first use: only `rules test --explain` asks
+  let conjuncts: readonly { text: string; plan: Plan }[] | undefined;
   return {
     matches: (doc) => onDoc(doc, 0),
     matchesAccessor: (get) => onAccessor(get),
     fields,
+    explain: (doc) => {
+      conjuncts ??= (node.type === 'and' ? node.children : [node]).map((child) => ({ text: printKql(child), plan: compiler.compile(child, '') }));
+      return conjuncts.find((conjunct) => !conjunct.plan.onDoc(doc, 0))?.text;
+    },
   };
 }

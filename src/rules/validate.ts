@@ -14,7 +14,7 @@ export const PRODUCED_CATEGORIES: readonly string[] = ['process'];
  * matcher the engine creates per rule.
  */
 export type RuleQuery =
-  | { readonly kind: 'event'; readonly fields: readonly string[]; matches(doc: object): boolean }
+  | { readonly kind: 'event'; readonly fields: readonly string[]; matches(doc: object): boolean; explain(doc: object): string | undefined }
   | CompiledSequenceQuery;
 
 /** A rule ready to run: validated, its query compiled, its times parsed. */
@@ -155,7 +155,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       compiled = compileEql(rule.query, rule.event_category_override === undefined ? {} : { eventCategoryField: rule.event_category_override });
     } else {
       const kql = compileKql(rule.query);
-      compiled = { kind: 'event', fields: kql.fields, matches: kql.matches };
+      compiled = { kind: 'event', fields: kql.fields, matches: kql.matches, explain: kql.explain };
     }
   } catch (err) {
     if (!(err instanceof KqlSyntaxError || err instanceof EqlSyntaxError || err instanceof EqlCompileError)) throw err;

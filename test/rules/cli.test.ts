@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { describeAsRoot } from '../helpers/privilege.js';
 import type { Alert } from '../../src/ecs/types.js';
 import { DAY_MS, execEvent, isoAfter } from '../engine/helpers.js';
+import { eqlToml } from '../helpers/eql-rule.js';
 import { kibanaRule, ruleTree, tomlRule } from './fixtures.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -16,6 +17,8 @@ function execsentry(...args: string[]): { status: number | null; stdout: string;
 }
 
 const T0 = '2024-05-01T10:00:00.000Z';
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('execsentry rules validate', () => {
   it('exits 0 for valid rules, saying how many', () => {
@@ -168,6 +171,33 @@ describe('execsentry rules test', () => {
     const alerts = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Alert);
     expect(alerts.map((alert) => alert.rule.id)).toEqual(['9c5b2382-19d2-4b5d-8f14-9e1631a3acdb', '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb']);
     expect(run.stderr).toBe('execsentry: 3 event(s), 3 match(es), 2 alert(s), 1 known term(s), 0 held back by max_signals\n');
+  });
+
+  it('--explain says per event and rule whether it matched, and else the first top-level condition that failed', () => {
+    const dir = ruleTree({
+      'eql.toml': eqlToml({ id: 'eql-rule', name: 'EQL curl' }, 'process where event.type == "start" and process.name == "curl" and process.args : "-o"'),
+      'seq.toml': eqlToml({ id: 'seq-rule', name: 'EQL sequence' }, 'sequence by process.parent.entity_id with maxspan=1m [process where process.name == "curl"] [process where process.name == "bash"]'),
+    });
+    const events = eventsFile([
+      execEvent(T0),
+      execEvent(isoAfter(T0, 1000), { process: { name: 'curl', args: ['curl', 'x'] } }),
+      execEvent(isoAfter(T0, 2000), { event: { category: ['file'] } }),
+    ]);
+    const run = execsentry('rules', 'test', '--rules', 'rules', '--rules', dir, '--events', events, '--explain');
+    expect(run.status).toBe(0);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines.slice(0, -1)).toEqual([
+      `execsentry: ${events}:1: rule "Unusual Interactive Shell Launched from System User": matched (alerts if its terms are new)`,
+      `execsentry: ${events}:1: rule "EQL curl": no match: process.name == "curl"`,
+      `execsentry: ${events}:1: rule "EQL sequence": matches sequence stage 2 of 2`,
+      `execsentry: ${events}:2: rule "Unusual Interactive Shell Launched from System User": matched (alerts if its terms are new)`,
+      `execsentry: ${events}:2: rule "EQL curl": no match: process.args : "-o"`,
+      `execsentry: ${events}:2: rule "EQL sequence": matches sequence stage 1 of 2`,
+      expect.stringMatching(new RegExp(`^execsentry: ${escapeRegExp(events)}:3: rule "Unusual Interactive Shell Launched from System User": no match: event\\.category:process$`)),
+      `execsentry: ${events}:3: rule "EQL curl": no match: event.category == "process"`,
+      `execsentry: ${events}:3: rule "EQL sequence": matches no stage of the sequence`,
+    ]);
+    expect(lines.at(-1)).toMatch(/^execsentry: 3 event\(s\), /);
   });
 
   it('a missing events file is an input error (exit 2) with one line', () => {
