@@ -98,6 +98,10 @@ export type ExecsentryRaw = Prefixed<'process', RawProcessValues> & Prefixed<'pr
 export interface ExecsentryProcessExtras {
   /** The /proc snapshot could not be completed (the process exited first); missing fields are absent. */
   partial?: boolean;
+  /** The process was exiting, a zombie or already reaped when /proc was read: what is missing left with it. */
+  exited_before_snapshot?: boolean;
+  /** process.name is the kernel's comm (the exec'd file's base name cut at 15 bytes): the executable was gone. */
+  name_from_comm?: boolean;
   /** Emitted by the /proc rescan after a kernel-event overrun, not from a live exec record. */
   recovered?: boolean;
   /** argv was longer than the per-event cap; `process.args` holds the kept prefix. */
@@ -130,6 +134,19 @@ export interface ProcessEvent {
   agent: EcsAgent;
   execsentry?: ExecsentryProcessExtras;
 }
+
+/**
+ * The values the constant fields of a process event always hold (ProcessEvent above), for telling a rule
+ * that asks for others (`event.action == "fork"`, `event.category:file`) that it cannot match here.
+ */
+export const PROCESS_EVENT_CONSTANTS: Readonly<Record<string, readonly string[]>> = {
+  'event.kind': ['event'],
+  'event.category': ['process'],
+  'event.type': ['start'],
+  'event.action': ['exec'],
+  'event.module': ['execsentry'],
+  'event.dataset': ['execsentry.process'],
+};
 
 export type RuleSeverity = 'low' | 'medium' | 'high' | 'critical';
 

@@ -86,7 +86,7 @@ export async function checkRules(paths: readonly string[], options: RuleSetOptio
       check.warnings.push(...parsed.notes);
       for (const candidate of parsed.candidates) {
         const outcome = validateCandidate(candidate);
-        if (outcome.kind === 'problem') check.problems.push(outcome.problem);
+        if (outcome.kind === 'problem') check.problems.push(...outcome.problems);
         else if (outcome.kind === 'unsupported') (options.skipUnsupported ? check.skipped : check.problems).push(outcome.problem);
         else {
           const earlier = firstSeen.get(outcome.rule.ruleId);

@@ -1,13 +1,14 @@
-import type { RuleSeverity } from '../ecs/types.js';
+import { PROCESS_EVENT_CONSTANTS, type RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
 import { compileEql, EqlCompileError, EqlSyntaxError, EqlUnsupportedError, type CompiledSequenceQuery } from '../eql/index.js';
-import { compileKql, KqlSyntaxError, termReader } from '../kql/index.js';
+import { compileKql, fieldRead, KqlSyntaxError, termReader } from '../kql/index.js';
+import { impossibleConditionRemark, unknownFieldRemark } from './fit.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
 
 /** The categories of events execsentry produces (its sensor sees program executions only). */
-export const PRODUCED_CATEGORIES: readonly string[] = ['process'];
+const PRODUCED_CATEGORIES = PROCESS_EVENT_CONSTANTS['event.category']!;
 
 /**
  * A rule's compiled query: a predicate on one event (KQL, EQL event queries), or an EQL sequence, whose
@@ -57,7 +58,7 @@ export interface LoadedRule {
 
 export type ValidationOutcome =
   | { kind: 'rule'; rule: LoadedRule }
-  | { kind: 'problem'; problem: RuleProblem }
+  | { kind: 'problem'; problems: RuleProblem[] }
   | { kind: 'unsupported'; problem: RuleProblem };
 
 function ruleLabel(fields: Record<string, unknown>): string | undefined {
@@ -105,7 +106,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   });
   const raw = candidate.fields;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    return { kind: 'problem', problem: { file, line: candidate.line, why: `a rule must be an object, not ${describeValue(raw)}` } };
+    return { kind: 'problem', problems: [{ file, line: candidate.line, why: `a rule must be an object, not ${describeValue(raw)}` }] };
   }
   const fields = raw as Record<string, unknown>;
   const label = ruleLabel(fields);
@@ -119,49 +120,51 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
 
   const parsed = RuleSchema.safeParse(fields);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const got = valueAt(fields, issue.path);
-    // Parsers of settings (date math, intervals) quote the value in their own message.
-    const why =
-      got === undefined ? (issue.code === 'invalid_type' ? 'required' : issue.message) : issue.code === 'custom' ? issue.message : `${issue.message} (got ${describeValue(got)})`;
-    return { kind: 'problem', problem: at(issue.path, why, label) };
+    // every problem of the rule at once, the query's too, so that one run of `rules validate` lists them all
+    const problems = parsed.error.issues.map((issue) => {
+      const got = valueAt(fields, issue.path);
+      // Parsers of settings (date math, intervals) quote the value in their own message.
+      const why =
+        got === undefined ? (issue.code === 'invalid_type' ? 'required' : issue.message) : issue.code === 'custom' ? issue.message : `${issue.message} (got ${describeValue(got)})`;
+      return at(issue.path, why, label);
+    });
+    const type = fields['type'];
+    const query = fields['query'];
+    const override = typeof fields['event_category_override'] === 'string' ? fields['event_category_override'] : undefined;
+    if (typeof query === 'string' && (type === 'query' || type === 'new_terms' || type === 'eql') && !problems.some((problem) => problem.key === candidate.keyName(['query']))) {
+      const compiled = compileRuleQuery(candidate, label ?? '', type, query, override);
+      if ('problem' in compiled) problems.push(compiled.problem);
+    }
+    return { kind: 'problem', problems };
   }
   const rule = parsed.data;
 
   let newTerms: LoadedRule['newTerms'];
   if (rule.type === 'new_terms') {
-    if (rule.new_terms_fields === undefined) return { kind: 'problem', problem: at(['new_terms_fields'], 'required for a new_terms rule', rule.name) };
+    if (rule.new_terms_fields === undefined) return { kind: 'problem', problems: [at(['new_terms_fields'], 'required for a new_terms rule', rule.name)] };
     if (new Set(rule.new_terms_fields).size !== rule.new_terms_fields.length) {
-      return { kind: 'problem', problem: at(['new_terms_fields'], `lists a field twice: ${describeValue(rule.new_terms_fields)}`, rule.name) };
+      return { kind: 'problem', problems: [at(['new_terms_fields'], `lists a field twice: ${describeValue(rule.new_terms_fields)}`, rule.name)] };
     }
     if (rule.history_window_start === undefined) {
-      return { kind: 'problem', problem: at(['history_window_start'], 'required for a new_terms rule', rule.name) };
+      return { kind: 'problem', problems: [at(['history_window_start'], 'required for a new_terms rule', rule.name)] };
     }
     const readers: ((doc: unknown) => unknown[])[] = [];
     for (const [index, field] of rule.new_terms_fields.entries()) {
       const reader = termReader(field);
       if (reader === undefined) {
         const why = `"${field}" is a text, object or geo_point field, which Elasticsearch cannot aggregate on; new_terms needs keyword, numeric, date, boolean or ip fields`;
-        return { kind: 'problem', problem: at(['new_terms_fields', index], why, rule.name) };
+        return { kind: 'problem', problems: [at(['new_terms_fields', index], why, rule.name)] };
       }
       readers.push(reader);
     }
     newTerms = { fields: rule.new_terms_fields, readers, historyWindowStart: rule.history_window_start };
   }
 
-  let compiled: RuleQuery;
-  try {
-    if (rule.type === 'eql') {
-      compiled = compileEql(rule.query, rule.event_category_override === undefined ? {} : { eventCategoryField: rule.event_category_override });
-    } else {
-      const kql = compileKql(rule.query);
-      compiled = { kind: 'event', fields: kql.fields, matches: kql.matches, explain: kql.explain };
-    }
-  } catch (err) {
-    if (!(err instanceof KqlSyntaxError || err instanceof EqlSyntaxError || err instanceof EqlCompileError)) throw err;
-    const problem = queryProblem(candidate, rule.name, err, rule.type === 'eql' ? 'EQL' : 'KQL');
-    return err instanceof EqlUnsupportedError ? { kind: 'unsupported', problem: { ...problem, ...identity } } : { kind: 'problem', problem };
+  const outcome = compileRuleQuery(candidate, rule.name, rule.type, rule.query, rule.event_category_override);
+  if ('problem' in outcome) {
+    return outcome.unsupported ? { kind: 'unsupported', problem: { ...outcome.problem, ...identity } } : { kind: 'problem', problems: [outcome.problem] };
   }
+  const compiled = outcome.compiled;
   if (rule.type === 'eql') {
     const categories = (compiled as { categories: readonly string[] | null }).categories;
     const foreign = categories?.filter((category) => !PRODUCED_CATEGORIES.includes(category)) ?? [];
@@ -172,6 +175,10 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   }
 
   const remarks = notApplied(fields).map((what) => `rule ${JSON.stringify(rule.name)} has ${what}, which execsentry does not apply`);
+  const unknownFields = unknownFieldRemark(rule.name, [...compiled.fields, ...(newTerms?.fields ?? []).map(fieldRead)]);
+  if (unknownFields !== undefined) remarks.push(unknownFields);
+  const impossible = impossibleConditionRemark(rule.name, RULE_LANGUAGE[rule.type], rule.query);
+  if (impossible !== undefined) remarks.push(impossible);
   return {
     kind: 'rule',
     rule: {
@@ -218,6 +225,24 @@ function notApplied(fields: Record<string, unknown>): string[] {
     const value = fields[key];
     return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== null;
   }).map(({ what }) => what);
+}
+
+/** The rule's query compiled in its language, or the problem with it (an unsupported construct apart). */
+function compileRuleQuery(
+  candidate: RuleCandidate,
+  ruleName: string,
+  type: SupportedRuleType,
+  query: string,
+  eventCategoryOverride: string | undefined,
+): { compiled: RuleQuery } | { problem: RuleProblem; unsupported: boolean } {
+  try {
+    if (type === 'eql') return { compiled: compileEql(query, eventCategoryOverride === undefined ? {} : { eventCategoryField: eventCategoryOverride }) };
+    const kql = compileKql(query);
+    return { compiled: { kind: 'event', fields: kql.fields, matches: kql.matches, explain: kql.explain } };
+  } catch (err) {
+    if (!(err instanceof KqlSyntaxError || err instanceof EqlSyntaxError || err instanceof EqlCompileError)) throw err;
+    return { problem: queryProblem(candidate, ruleName, err, type === 'eql' ? 'EQL' : 'KQL'), unsupported: err instanceof EqlUnsupportedError };
+  }
 }
 
 /** A query error placed in the file when the query is stored verbatim (TOML), else inside the query. */
