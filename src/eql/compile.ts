@@ -458,7 +458,10 @@ class Compiler {
     const test = this.leafTest(e, field, kind);
     this.fields.add(source.read);
     const path = fieldPath(source.read);
-    if (test === 'missing') return (doc) => !someAtPath(doc, path, 0, existsTest(kind, field.name));
+    if (test === 'missing') {
+      const exists = existsTest(kind, field.name);
+      return (doc) => !someAtPath(doc, path, 0, exists);
+    }
     const { valueTest, negated } = test;
     return negated ? (doc) => !someAtPath(doc, path, 0, valueTest) : (doc) => someAtPath(doc, path, 0, valueTest);
   }
