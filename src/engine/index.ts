@@ -1,5 +1,6 @@
 import type { Alert, AlertSequence, ProcessEvent } from '../ecs/types.js';
 import type { MatchedSequence, SequenceMatcher } from '../eql/index.js';
+import { foldCase } from '../eql/regex.js';
 import { dateValueMs } from '../kql/date.js';
 import { getField } from '../kql/field-path.js';
 import type { Logger } from '../log.js';
@@ -131,7 +132,44 @@ interface RuleRuntime {
   readonly sequence?: SequenceMatcher<ProcessEvent>;
   /** Kept across a reload for the same rule_id, like the limiter. */
   readonly counters: RuleCounters;
+  /** The rule names process.name values (LoadedRule.requiredNames): evaluated only for events the index marks. */
+  readonly indexed: boolean;
+  /** The number of the last event the name index marked this rule for. */
+  markedFor: number;
   failedBefore: boolean;
+}
+
+/**
+ * Rules by the process.name values they require: an event runs only the rules its name marks, plus every
+ * rule without such a requirement. With hundreds of rules most of which name the program they look for,
+ * this is what keeps an exec's cost from growing with the rule count.
+ */
+class NameIndex {
+  private readonly exact = new Map<string, RuleRuntime[]>();
+  private readonly folded = new Map<string, RuleRuntime[]>();
+
+  add(runtime: RuleRuntime, names: { readonly values: readonly string[]; readonly caseInsensitive: boolean }): void {
+    const map = names.caseInsensitive ? this.folded : this.exact;
+    for (const value of new Set(names.caseInsensitive ? names.values.map(foldCase) : names.values)) {
+      const list = map.get(value);
+      if (list === undefined) map.set(value, [runtime]);
+      else list.push(runtime);
+    }
+  }
+
+  /** Marks the rules one of whose names the event's process.name values hold. */
+  mark(event: ProcessEvent, eventNumber: number): void {
+    for (const value of getField(event, 'process.name')) {
+      // keyword fields compare a number or boolean in a document by its text, as KQL and EQL do
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') continue;
+      const name = String(value);
+      const exact = this.exact.get(name);
+      if (exact !== undefined) for (const runtime of exact) runtime.markedFor = eventNumber;
+      if (this.folded.size === 0) continue;
+      const folded = this.folded.get(foldCase(name));
+      if (folded !== undefined) for (const runtime of folded) runtime.markedFor = eventNumber;
+    }
+  }
 }
 
 const DEFAULT_MAX_TUPLES_PER_EVENT = 1024;
@@ -148,6 +186,7 @@ function sameFields(a: readonly string[], b: readonly string[]): boolean {
 
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
+  private nameIndex = new NameIndex();
   /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
   private loadedRuleCount = 0;
   /** The tail of the in-order delivery chain. */
@@ -202,6 +241,8 @@ export class DetectionEngine {
           earlier === undefined
             ? { ruleId: rule.ruleId, name: rule.name, matches: 0, alerts: 0, knownTerms: 0, suppressed: 0 }
             : Object.assign(earlier.counters, { name: rule.name }),
+        indexed: rule.requiredNames !== undefined,
+        markedFor: 0,
         failedBefore: false,
       });
       previous.delete(rule.ruleId);
@@ -214,6 +255,8 @@ export class DetectionEngine {
       this.retiredSequences.expired += runtime.sequence.stats.expired;
     }
     this.runtimes = runtimes;
+    this.nameIndex = new NameIndex();
+    for (const runtime of runtimes) if (runtime.rule.requiredNames !== undefined) this.nameIndex.add(runtime, runtime.rule.requiredNames);
     this.loadedRuleCount = rules.length;
   }
 
@@ -239,16 +282,38 @@ export class DetectionEngine {
   /** Evaluates every enabled rule on one event; `nowMs` is the wall clock live, the event's time in replay. */
   evaluate(event: ProcessEvent, nowMs: number): void {
     this.counters.events += 1;
-    for (const runtime of this.runtimes) this.evaluateRule(runtime, event, nowMs);
+    const eventNumber = this.counters.events;
+    try {
+      this.nameIndex.mark(event, eventNumber);
+    } catch {
+      // an event the index cannot read (a bug, never expected): every rule sees it and fails or not on its own
+      for (const runtime of this.runtimes) runtime.markedFor = eventNumber;
+    }
+    this.eventTimes.clear();
+    for (const runtime of this.runtimes) {
+      if (runtime.indexed && runtime.markedFor !== eventNumber) continue;
+      this.evaluateRule(runtime, event, nowMs);
+    }
+  }
+
+  /** The current event's dates by field, read once however many sequence rules ask. */
+  private readonly eventTimes = new Map<string, number>();
+
+  private eventTime(event: ProcessEvent, field: string, nowMs: number): number {
+    let timeMs = this.eventTimes.get(field);
+    if (timeMs === undefined) {
+      // the event's own time orders and spaces a sequence (the wall clock when the event has none)
+      timeMs = dateValueMs(getField(event, field)[0]) ?? nowMs;
+      this.eventTimes.set(field, timeMs);
+    }
+    return timeMs;
   }
 
   private evaluateRule(runtime: RuleRuntime, event: ProcessEvent, nowMs: number): void {
     try {
       const compiled = runtime.rule.compiled;
       if (compiled.kind === 'sequence') {
-        // the event's own time orders and spaces the sequence (the wall clock when the event has none)
-        const timeMs = dateValueMs(getField(event, runtime.rule.timestampField)[0]) ?? nowMs;
-        this.sequenceAlerts(runtime, runtime.sequence!.push(event, timeMs), nowMs);
+        this.sequenceAlerts(runtime, runtime.sequence!.push(event, this.eventTime(event, runtime.rule.timestampField, nowMs)), nowMs);
         return;
       }
       if (!compiled.matches(event)) return;

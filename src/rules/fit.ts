@@ -43,6 +43,14 @@ interface FieldCondition {
   readonly field: string;
   readonly text: string;
   readonly accepts: (value: string) => boolean;
+  /** When the condition is a plain list of values (no wildcard): them, and whether case counts. */
+  readonly terms?: RequiredTerms;
+}
+
+/** Values one of which a field must hold for a rule to match: exact, or equal after case folding (foldCase). */
+export interface RequiredTerms {
+  readonly values: readonly string[];
+  readonly caseInsensitive: boolean;
 }
 
 /** The warning for a top-level condition the sensor's events can never satisfy, if any. */
@@ -55,6 +63,28 @@ export function impossibleConditionRemark(ruleName: string, language: 'kuery' | 
     return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is always ${values} in execsentry's events`;
   }
   return undefined;
+}
+
+/**
+ * The values `field` must hold for the query to match, when a top-level condition of every stage that
+ * must match lists them plainly (`process.name:(bash or sh)`, `process.name in ("bash", "sh")`,
+ * `process.name : "bash"`); undefined when some stage can match other values. A necessary condition only:
+ * the engine uses it to skip rules an event cannot match, and still evaluates the rest in full. For a
+ * sequence, every filter counts: the stages, missing-event ones too, and `until` (their events matter).
+ */
+export function requiredTerms(language: 'kuery' | 'eql', query: string, field: string): RequiredTerms | undefined {
+  const stages = language === 'eql' ? eqlStageConditions(query, true) : [kqlConditions(query)];
+  const all: RequiredTerms[] = [];
+  for (const conditions of stages) {
+    const found = conditions.find((condition) => condition.field === field && condition.terms !== undefined)?.terms;
+    if (found === undefined) return undefined;
+    all.push(found);
+  }
+  if (all.length === 0 || all.some((terms) => terms.caseInsensitive !== all[0]!.caseInsensitive)) {
+    // mixed: fold everything, which is still necessary for the case-sensitive ones
+    return all.length === 0 ? undefined : { values: all.flatMap((terms) => terms.values), caseInsensitive: true };
+  }
+  return { values: all.flatMap((terms) => terms.values), caseInsensitive: all[0]!.caseInsensitive };
 }
 
 // ---- KQL --------------------------------------------------------------------------------------------------
@@ -72,32 +102,58 @@ function kqlConditions(query: string): FieldCondition[] {
 function kqlCondition(node: KqlNode): FieldCondition | undefined {
   const alternatives = node.type === 'or' ? node.children : [node];
   const tests: ((value: string) => boolean)[] = [];
+  const values: string[] = [];
+  let plain = true;
   let field: string | undefined;
   for (const alternative of alternatives) {
     if (alternative.type !== 'is' || alternative.field === null || alternative.field.kind !== 'literal') return undefined;
     if (field !== undefined && alternative.field.text !== field) return undefined;
     field = alternative.field.text;
     const value = alternative.value;
-    if (value.kind === 'wildcard') tests.push(compileWildcard(value.parts));
-    else if (typeof value.value === 'string') {
+    if (value.kind === 'wildcard') {
+      tests.push(compileWildcard(value.parts));
+      plain = false;
+    } else if (typeof value.value === 'string') {
       const wanted = value.value;
       tests.push((candidate) => candidate === wanted);
+      values.push(wanted);
     } else return undefined;
   }
   if (field === undefined) return undefined;
-  return { field, text: printKql(node), accepts: (value) => tests.some((test) => test(value)) };
+  return {
+    field,
+    text: printKql(node),
+    accepts: (value) => tests.some((test) => test(value)),
+    ...(plain ? { terms: { values, caseInsensitive: false } } : {}),
+  };
 }
 
 // ---- EQL --------------------------------------------------------------------------------------------------
 
 /** The top-level conditions of every stage that must match (an event query's one filter, a sequence's stages). */
 function eqlConditions(query: string): FieldCondition[] {
+  return eqlStageConditions(query, false).flat();
+}
+
+/**
+ * Per filter, its top-level conditions: an event query's one filter; a sequence's stages that must match,
+ * or with `everyFilter` all its filters (missing-event stages and `until` included).
+ */
+function eqlStageConditions(query: string, everyFilter: boolean): FieldCondition[][] {
   const tree = parseEql(query);
-  const filters: EqlEventFilter[] = tree.type === 'event' ? [tree.filter] : tree.stages.filter((stage) => !stage.missing).map((stage) => stage.filter);
-  return filters.flatMap((filter) => splitAnd(filter.condition).flatMap((conjunct) => {
-    const condition = eqlCondition(conjunct);
-    return condition === undefined ? [] : [condition];
-  }));
+  const filters: EqlEventFilter[] =
+    tree.type === 'event'
+      ? [tree.filter]
+      : [
+          ...tree.stages.filter((stage) => everyFilter || !stage.missing).map((stage) => stage.filter),
+          ...(everyFilter && tree.until !== null ? [tree.until.filter] : []),
+        ];
+  return filters.map((filter) =>
+    splitAnd(filter.condition).flatMap((conjunct) => {
+      const condition = eqlCondition(conjunct);
+      return condition === undefined ? [] : [condition];
+    }),
+  );
 }
 
 function unwrap(e: EqlExpression): EqlExpression {
@@ -117,7 +173,11 @@ function eqlCondition(e: EqlExpression, text: string = printEqlExpression(e)): F
     const left = eqlCondition(inner.left, text);
     const right = eqlCondition(inner.right, text);
     if (left === undefined || right === undefined || left.field !== right.field) return undefined;
-    return { field: left.field, text, accepts: (value) => left.accepts(value) || right.accepts(value) };
+    const terms =
+      left.terms !== undefined && right.terms !== undefined && left.terms.caseInsensitive === right.terms.caseInsensitive
+        ? { values: [...left.terms.values, ...right.terms.values], caseInsensitive: left.terms.caseInsensitive }
+        : undefined;
+    return { field: left.field, text, accepts: (value) => left.accepts(value) || right.accepts(value), ...(terms === undefined ? {} : { terms }) };
   }
   const field = (x: EqlExpression): string | undefined => {
     const f = unwrap(x);
@@ -131,7 +191,7 @@ function eqlCondition(e: EqlExpression, text: string = printEqlExpression(e)): F
     const name = field(inner.left);
     const wanted = strings([inner.right]);
     if (name === undefined || wanted === undefined) return undefined;
-    return { field: name, text, accepts: (value) => value === wanted[0] };
+    return { field: name, text, accepts: (value) => value === wanted[0], terms: { values: wanted, caseInsensitive: false } };
   }
   if (inner.type === 'in' && !inner.negated) {
     const name = field(inner.value);
@@ -139,14 +199,16 @@ function eqlCondition(e: EqlExpression, text: string = printEqlExpression(e)): F
     if (name === undefined || wanted === undefined) return undefined;
     const fold = inner.caseInsensitive ? foldCase : (value: string) => value;
     const set = new Set(wanted.map(fold));
-    return { field: name, text, accepts: (value) => set.has(fold(value)) };
+    return { field: name, text, accepts: (value) => set.has(fold(value)), terms: { values: wanted, caseInsensitive: inner.caseInsensitive } };
   }
   if (inner.type === 'match' && inner.operator !== 'regex') {
     const name = field(inner.value);
     const patterns = strings(inner.patterns);
     if (name === undefined || patterns === undefined) return undefined;
-    const tests = patterns.map((pattern) => compileEqlWildcard(pattern, { caseInsensitive: inner.caseInsensitive || inner.operator === ':' }));
-    return { field: name, text, accepts: (value) => tests.some((test) => test(value)) };
+    const caseInsensitive = inner.caseInsensitive || inner.operator === ':';
+    const tests = patterns.map((pattern) => compileEqlWildcard(pattern, { caseInsensitive }));
+    const plain = patterns.every((pattern) => !/[*?]/.test(pattern));
+    return { field: name, text, accepts: (value) => tests.some((test) => test(value)), ...(plain ? { terms: { values: patterns, caseInsensitive } } : {}) };
   }
   return undefined;
 }

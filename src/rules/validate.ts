@@ -2,7 +2,7 @@ import { PROCESS_EVENT_CONSTANTS, type RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
 import { compileEql, EqlCompileError, EqlSyntaxError, EqlUnsupportedError, type CompiledSequenceQuery } from '../eql/index.js';
 import { compileKql, fieldRead, KqlSyntaxError, termReader } from '../kql/index.js';
-import { impossibleConditionRemark, unknownFieldRemark } from './fit.js';
+import { impossibleConditionRemark, requiredTerms, unknownFieldRemark, type RequiredTerms } from './fit.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
@@ -30,6 +30,11 @@ export interface LoadedRule {
   compiled: RuleQuery;
   /** EQL rules: the field whose date orders and spaces a sequence's events (Kibana's timestamp_field). */
   timestampField: string;
+  /**
+   * Names one of which `process.name` must hold for the query to match, when its top level says so plainly
+   * (see requiredTerms): the engine skips the rule for other events without evaluating it.
+   */
+  requiredNames?: RequiredTerms;
   severity: RuleSeverity;
   riskScore: number;
   version: number;
@@ -190,6 +195,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       query: rule.query,
       compiled,
       timestampField: rule.timestamp_field ?? '@timestamp',
+      requiredNames: requiredTerms(RULE_LANGUAGE[rule.type], rule.query, 'process.name'),
       severity: rule.severity,
       riskScore: rule.risk_score,
       version: rule.version,
