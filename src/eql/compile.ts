@@ -1,5 +1,5 @@
 import { docValue, equalsTest, existsTest, fieldSource, keywordSetTest, rangeTest, type FieldKind } from '../kql/field-matchers.js';
-import { fieldPath, getField, someAtPath, type ValueTest } from '../kql/field-path.js';
+import { fieldPath, someAtPath, type ValueTest } from '../kql/field-path.js';
 import { parseIp, parseIpOrCidr } from '../kql/ip.js';
 import type { KqlLiteral, KqlRangeOperator } from '../kql/ast.js';
 import type {
@@ -305,7 +305,8 @@ class Compiler {
    * The join key of an event: one value per key, each the key field's value (an array when it has several);
    * undefined when a key that is not optional is missing — Elasticsearch adds a not-null filter for those
    * to every stage (x-pack/plugin/eql/.../optimizer/Optimizer.java, AddMandatoryJoinKeyFilter), so such an
-   * event matches no stage. An optional key (`?field`) that is missing is null.
+   * event matches no stage. An optional key (`?field`) that is missing is null. The answer is refilled by the
+   * next call (SequenceStageSpec.keys allows it), so that an event joining nothing allocates nothing.
    */
   joinKeys(keys: readonly EqlExpression[]): (doc: object) => readonly unknown[] | undefined {
     const readers = keys.map((key) => {
@@ -313,14 +314,15 @@ class Compiler {
       if (field.type !== 'field') throw new EqlCompileError(`join keys must be fields, found [${printEqlExpression(key)}]`, key.at);
       return { read: this.fieldReader(field), optional: field.optional };
     });
+    const values = new Array<unknown>(readers.length).fill(null);
     return (doc) => {
-      const values: unknown[] = [];
-      for (const { read, optional } of readers) {
+      for (let i = 0; i < readers.length; i++) {
+        const { read, optional } = readers[i]!;
         const found = read(doc);
         if (found.length === 0) {
           if (!optional) return undefined;
-          values.push(null);
-        } else values.push(found.length === 1 ? found[0] : found);
+          values[i] = null;
+        } else values[i] = found.length === 1 ? found[0] : found.slice();
       }
       return values;
     };
@@ -676,16 +678,24 @@ class Compiler {
     };
   }
 
-  /** The values a script reads from a field: its doc values as its mapping type gives them. */
+  /**
+   * The values a script reads from a field: its doc values as its mapping type gives them. The answer is
+   * refilled by the next call, so that reading allocates nothing: a script reads each field reference once per
+   * evaluation (each has its own reader) and join keys copy a list they keep.
+   */
   private fieldReader(field: EqlField): FieldReader {
     const { read, kind } = fieldSource('', field.name);
     this.fields.add(read);
+    const path = fieldPath(read);
+    const values: ScriptValue[] = [];
+    const collect: ValueTest = (raw) => {
+      const value = docValue(kind, raw);
+      if (value !== undefined) values.push(value);
+      return false;
+    };
     return (doc) => {
-      const values: ScriptValue[] = [];
-      for (const raw of getField(doc, read)) {
-        const value = docValue(kind, raw);
-        if (value !== undefined) values.push(value);
-      }
+      values.length = 0;
+      someAtPath(doc, path, 0, collect);
       return values;
     };
   }

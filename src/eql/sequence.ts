@@ -26,7 +26,7 @@ export interface SequenceStageSpec {
    * The event's join key for this stage (the sequence's `by` values then the stage's own), one value per key;
    * undefined when a non-optional key is missing (then the event joins nothing in this stage). Values are JSON
    * values as read from the document (string, number, boolean, null for an absent optional key, or an array
-   * for a multi-valued field).
+   * for a multi-valued field). The array may be reused by the next call: the matcher copies what it keeps.
    */
   readonly keys: (doc: object) => readonly unknown[] | undefined;
   /** A missing-event stage `![…]`. */
@@ -113,7 +113,7 @@ interface PartialSequence<D> extends Linked<PartialSequence<D>> {
 }
 
 interface KeyState<D> {
-  readonly id: string;
+  readonly id: KeyId;
   readonly values: readonly unknown[];
   /** By stage index; only positive stages before the last positive one are used. */
   readonly slots: (PartialSequence<D> | null)[];
@@ -124,7 +124,7 @@ interface KeyState<D> {
 }
 
 interface LeadingRecord extends Linked<LeadingRecord> {
-  readonly id: string;
+  readonly id: KeyId;
   lastMs: number;
   /** Newest timestamp strictly before lastMs (NaN: none), for a start at exactly lastMs. */
   prevMs: number;
@@ -141,7 +141,7 @@ const NOTHING: readonly never[] = Object.freeze([]);
  * matching nothing allocates nothing.
  *
  * Memory: per partial one object (about 12 fields) and an events array of one slot per stage, which keeps the
- * matched documents alive; per join key in use a small record with the key's values, its JSON text and a
+ * matched documents alive; per join key in use a small record with the key's values, its id and a
  * slot array of one entry per stage; with a leading missing stage, per key that recently had such an event a
  * record with two timestamps (bounded by maxPartials as well, and expired after maxspan). Sequences decided
  * while an earlier one is still in its trailing window are held (one reference each) until it is decided.
@@ -156,9 +156,9 @@ export class SequenceMatcher<D extends object> {
   /** For each stage, the positive stage before it (-1 if none). */
   private readonly previousPositive: readonly number[];
 
-  private readonly keyStates = new Map<string, KeyState<D>>();
+  private readonly keyStates = new Map<KeyId, KeyState<D>>();
   private readonly partialChain = new Chain<PartialSequence<D>>();
-  private readonly leading = new Map<string, LeadingRecord>();
+  private readonly leading = new Map<KeyId, LeadingRecord>();
   private readonly leadingChain = new Chain<LeadingRecord>();
   /** Sequences decided or pending, in ES's result order, held while an earlier one is still pending. */
   private queue: PartialSequence<D>[] = [];
@@ -202,10 +202,8 @@ export class SequenceMatcher<D extends object> {
       if (!stage.matches(doc)) continue;
       const values = stage.keys(doc);
       if (values === undefined) continue;
-      for (const key of expandKeys(values)) {
-        if (stage.missing) this.missingEvent(index, key, timestampMs);
-        else this.positiveEvent(index, key, doc, timestampMs);
-      }
+      if (!values.some(Array.isArray)) this.stageEvent(index, values, doc, timestampMs);
+      else for (const key of expandKeys(values)) this.stageEvent(index, key, doc, timestampMs);
     }
     // After the stages: ES checks until markers strictly before a hit (until.before) but then with
     // Ordinal.between, inclusive at both ends, against the partial's last event. So an event that is both an
@@ -213,7 +211,10 @@ export class SequenceMatcher<D extends object> {
     // are dead at their next step, exactly as if until removed them now.
     if (this.until?.matches(doc)) {
       const values = this.until.keys(doc);
-      if (values !== undefined) for (const key of expandKeys(values)) this.untilEvent(key);
+      if (values !== undefined) {
+        if (!values.some(Array.isArray)) this.untilEvent(values);
+        else for (const key of expandKeys(values)) this.untilEvent(key);
+      }
     }
     this.releaseBatch();
     return this.takeReleased();
@@ -238,6 +239,11 @@ export class SequenceMatcher<D extends object> {
     for (let record = this.leadingChain.oldest; record; record = this.leadingChain.oldest) this.leadingChain.remove(record);
     this.nowMs = Number.NEGATIVE_INFINITY;
     return this.takeReleased();
+  }
+
+  private stageEvent(index: number, key: readonly unknown[], doc: D, timestampMs: number): void {
+    if (this.stages[index]!.missing) this.missingEvent(index, key, timestampMs);
+    else this.positiveEvent(index, key, doc, timestampMs);
   }
 
   private positiveEvent(index: number, key: readonly unknown[], doc: D, timestampMs: number): void {
@@ -270,14 +276,10 @@ export class SequenceMatcher<D extends object> {
   }
 
   private start(index: number, key: readonly unknown[], doc: D, timestampMs: number): void {
-    if (this.partialChain.size >= this.maxPartials) {
-      this.stats.dropped++;
-      this.retire(this.partialChain.oldest!, 'discarded');
-    }
     const id = keyId(key);
     let state = this.keyStates.get(id);
     if (!state) {
-      state = { id, values: key, slots: new Array<PartialSequence<D> | null>(this.stages.length).fill(null), awaiting: [], live: 0 };
+      state = { id, values: key.slice(), slots: new Array<PartialSequence<D> | null>(this.stages.length).fill(null), awaiting: [], live: 0 };
       this.keyStates.set(id, state);
     }
     const events = new Array<D | null>(this.stages.length).fill(null);
@@ -300,6 +302,12 @@ export class SequenceMatcher<D extends object> {
     this.stats.partials++;
     if (index === this.lastPositive) this.positivesComplete(partial);
     else this.occupy(state, index, partial);
+    // Only now is it known whether the partial adds one: it may have replaced its key's partial in the slot,
+    // or be complete already. The oldest is the same as before it was added, since it went in newest.
+    if (this.partialChain.size > this.maxPartials) {
+      this.stats.dropped++;
+      this.retire(this.partialChain.oldest!, 'discarded');
+    }
   }
 
   private occupy(state: KeyState<D>, index: number, partial: PartialSequence<D>): void {
@@ -375,7 +383,7 @@ export class SequenceMatcher<D extends object> {
    * event (sorted descending, size 1) and keeps the newest over all leading stages, so one timestamp per key is
    * enough, plus the one before it for a start in the same millisecond.
    */
-  private recordLeading(id: string, timestampMs: number): void {
+  private recordLeading(id: KeyId, timestampMs: number): void {
     let record = this.leading.get(id);
     if (record) {
       if (record.lastMs >= timestampMs) return;
@@ -395,7 +403,7 @@ export class SequenceMatcher<D extends object> {
     this.leadingChain.append(record);
   }
 
-  private leadingBefore(id: string, timestampMs: number): number {
+  private leadingBefore(id: KeyId, timestampMs: number): number {
     const record = this.leading.get(id);
     if (!record) return Number.NaN;
     return record.lastMs < timestampMs ? record.lastMs : record.prevMs;
@@ -494,10 +502,10 @@ export class SequenceMatcher<D extends object> {
 /**
  * TumblingWindow.wrapValues: a multi-valued key field makes the hit join once per value (the cartesian product
  * over the key fields), each as its own key; an empty list yields no key at all. Identical products collapse:
- * ES would just find the slot already taken by the same hit.
+ * ES would just find the slot already taken by the same hit. Callers pass only keys holding a list, so that a
+ * plain key costs no allocation.
  */
 function expandKeys(values: readonly unknown[]): readonly (readonly unknown[])[] {
-  if (!values.some(Array.isArray)) return [values];
   let combos: unknown[][] = [[]];
   for (const value of values) {
     const choices: readonly unknown[] = Array.isArray(value) ? value : [value];
@@ -505,7 +513,7 @@ function expandKeys(values: readonly unknown[]): readonly (readonly unknown[])[]
     for (const choice of choices) for (const combo of combos) next.push([...combo, choice]);
     combos = next;
   }
-  const seen = new Set<string>();
+  const seen = new Set<KeyId>();
   return combos.filter((combo) => {
     const id = keyId(combo);
     if (seen.has(id)) return false;
@@ -514,11 +522,20 @@ function expandKeys(values: readonly unknown[]): readonly (readonly unknown[])[]
   });
 }
 
+/** Equal for equal keys, as a Map key. */
+type KeyId = string | number | boolean;
+
 /**
  * SequenceKey equality is Arrays.deepEquals over the extracted values: type-sensitive ("1" is not 1) and null
- * equal to null (so absent optional keys join each other). JSON text keeps exactly those distinctions.
+ * equal to null (so absent optional keys join each other). JSON text keeps exactly those distinctions; a key of
+ * one string, finite number or boolean is its own id instead, as the Map tells types apart too. Such a string
+ * never starts with `[`, which every JSON id does.
  */
-function keyId(values: readonly unknown[]): string {
+function keyId(values: readonly unknown[]): KeyId {
+  if (values.length === 1) {
+    const value = values[0];
+    if (typeof value === 'string' ? value.charCodeAt(0) !== 0x5b : typeof value === 'boolean' || Number.isFinite(value)) return value as KeyId;
+  }
   return JSON.stringify(values);
 }
 

@@ -14,12 +14,15 @@
  *   `likeToJavaPattern` → `java.util.regex` `matches()`, so `*` and `?` do not match line terminators
  *   (\n \r \u0085 \u2028 \u2029) and `like~` is Java's CASE_INSENSITIVE: ASCII letters only.
  *
- * Matching is a simulation of the pattern's position automaton (one flag per pattern token), so a match costs
- * O(n·m) for n input code points and m pattern tokens, with O(m) memory and no backtracking; a case-sensitive
- * pattern without `?` reuses the KQL matcher (prefix/suffix checks and left-to-right `indexOf`).
+ * A pattern without `?` reuses the KQL matcher (prefix/suffix checks and left-to-right `indexOf`), on the
+ * folded forms (`foldCase`) of pattern and value when case does not count: folding maps each code point to one
+ * representative of its case variants, so a literal code point matches exactly the code points folding to the
+ * same one, and `*` sees the same number of code points. Other patterns (and the script flavour) simulate the
+ * pattern's position automaton (one flag per pattern token): a match costs O(n·m) for n input code points and
+ * m pattern tokens, with O(m) memory and no backtracking.
  */
 import { compileWildcard } from '../kql/wildcard.js';
-import { caseVariants, EqlPatternError, type PatternOptions } from './regex.js';
+import { caseVariants, EqlPatternError, foldCase, type PatternOptions } from './regex.js';
 
 const STAR = 0;
 const ONE = 1;
@@ -33,10 +36,33 @@ interface Token {
 
 export function compileEqlWildcard(pattern: string, options: PatternOptions): (text: string) => boolean {
   checkEscapeCollision(pattern);
-  if (!options.caseInsensitive && !pattern.includes('?')) return compileWildcard(pattern.split('*'));
+  // indexOf compares code units; it agrees with code points only when the pattern has no lone surrogate.
+  if (pattern.includes('?') || LONE_SURROGATE.test(pattern)) return compileEqlWildcardAutomaton(pattern, options);
+  if (!options.caseInsensitive) return compileWildcard(pattern.split('*'));
+  const matches = compileWildcard(foldCase(pattern).split('*'));
+  return (text) => matches(foldOnce(text));
+}
+
+let lastText = '';
+let lastFolded = '';
+
+/** A list of patterns is one matcher per pattern, each given the same value in turn: that value is folded once. */
+function foldOnce(text: string): string {
+  if (text !== lastText) {
+    lastFolded = foldCase(text);
+    lastText = text;
+  }
+  return lastFolded;
+}
+
+/** compileEqlWildcard's answers for any pattern, by the position automaton. */
+export function compileEqlWildcardAutomaton(pattern: string, options: PatternOptions): (text: string) => boolean {
+  checkEscapeCollision(pattern);
   const fold = options.caseInsensitive ? caseVariants : (cp: number): readonly number[] => [cp];
   return positionMatcher(tokenize(pattern, fold), () => true, true);
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export function compileEqlWildcardScript(pattern: string, options: PatternOptions): (text: string) => boolean {
   checkEscapeCollision(pattern);
@@ -95,13 +121,16 @@ function positionMatcher(
       if (i === m || tokens[i]!.kind !== STAR) break;
     }
   };
+  // Shared by every call: matching is synchronous and calls nothing that could match again.
+  let current = new Uint8Array(m + 1);
+  let next = new Uint8Array(m + 1);
   return (text) => {
-    let current = new Uint8Array(m + 1);
-    let next = new Uint8Array(m + 1);
+    current.fill(0);
     activate(current, 0);
-    for (const ch of text) {
+    for (let at = 0; at < text.length; ) {
       if (trailingStar && current[m - 1] === 1) return true;
-      const cp = ch.codePointAt(0)!;
+      const cp = text.codePointAt(at)!;
+      at += cp > 0xffff ? 2 : 1;
       next.fill(0);
       let alive = false;
       for (let i = 0; i < m; i++) {
@@ -118,7 +147,9 @@ function positionMatcher(
         }
       }
       if (!alive) return false;
-      [current, next] = [next, current];
+      const swap = current;
+      current = next;
+      next = swap;
     }
     return current[m] === 1;
   };

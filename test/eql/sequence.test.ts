@@ -139,6 +139,32 @@ describe('SequenceMatcher: join keys', () => {
     expect(run(sequence, [ev('A', 1, true), ev('B', 2, 'true')])).toEqual([]);
   });
 
+  it('keeps a one-value key apart from the JSON text of another key, and 0 with -0 as JSON does', () => {
+    const twoKeys: Keys = (doc) => (doc.k2 === undefined ? [doc.k] : [doc.k, doc.k2]);
+    const keyed = spec([stage('A', { keys: twoKeys }), stage('B', { keys: twoKeys })]);
+    const pair: Ev = { id: 'pair', t: 'A', ts: 1, k: 'a', k2: 1 };
+    expect(run(keyed, [pair, ev('B', 2, '["a",1]'), ev('B', 3, '[null]'), ev('B', 4, 'null')])).toEqual([]);
+    expect(run(keyed, [ev('A', 1, null), ev('B', 2, '[null]'), ev('B', 3, 'null')])).toEqual([]);
+    expect(run(keyed, [ev('A', 1, '[x', 'a'), ev('B', 2, '[x', 'b')])).toEqual([{ keys: ['[x'], ids: ['a', 'b'] }]);
+    expect(run(keyed, [ev('A', 1, 0, 'a'), ev('B', 2, -0, 'b')])).toEqual([{ keys: [0], ids: ['a', 'b'] }]);
+    expect(run(keyed, [pair, { id: 'b', t: 'B', ts: 2, k: 'a', k2: 1 }])).toEqual([{ keys: ['a', 1], ids: ['pair', 'b'] }]);
+  });
+
+  it('keeps the key it was given when the stage reuses its key array', () => {
+    const scratch: unknown[] = [null];
+    const reused: Keys = (doc) => {
+      scratch[0] = doc.k;
+      return scratch;
+    };
+    const matcher = new SequenceMatcher<Ev>(spec([stage('A', { keys: reused }), stage('B', { keys: reused })]), { maxPartials: 10 });
+    matcher.push(ev('A', 1, 'x'), 1);
+    matcher.push(ev('A', 2, 'y'), 2);
+    const [done] = matcher.push(ev('B', 3, 'y'), 3);
+    matcher.push(ev('B', 4, 'z'), 4);
+    expect(done?.joinKeys).toEqual(['y']);
+    expect(matcher.push(ev('B', 5, 'x'), 5).map((result) => result.joinKeys)).toEqual([['x']]);
+  });
+
   it('joins nothing for a missing non-optional key (the optimizer filters such events out)', () => {
     expect(run(sequence, [ev('A', 1, undefined), ev('B', 2, undefined)])).toEqual([]);
     expect(run(sequence, [ev('A', 1, 'x', 'a'), ev('B', 2, undefined), ev('B', 3, 'x', 'b')])).toEqual([{ keys: ['x'], ids: ['a', 'b'] }]);
@@ -304,6 +330,16 @@ describe('SequenceMatcher: bounds and lifecycle', () => {
     expect(matcher.push(ev('B', 4, 'k1'), 4)).toEqual([]);
     expect(matcher.push(ev('B', 5, 'k2'), 5)).toHaveLength(1);
     expect(matcher.stats).toMatchObject({ partials: 1, dropped: 1, completed: 1 });
+  });
+
+  it('drops nothing when a key restarts its own sequence at the bound: the new partial replaces its own', () => {
+    const matcher = new SequenceMatcher<Ev>(spec([stage('A'), stage('B')]), { maxPartials: 3 });
+    for (const [ts, key] of [[1, 'x'], [2, 'y'], [3, 'z'], [4, 'z']] as const) matcher.push(ev('A', ts, key, `a${ts}`), ts);
+    expect(matcher.stats).toMatchObject({ partials: 3, dropped: 0 });
+    expect(matcher.push(ev('B', 5, 'x', 'b'), 5).map((result) => ids(result.events))).toEqual([['a1', 'b']]);
+    matcher.push(ev('A', 6, 'w'), 6);
+    matcher.push(ev('A', 7, 'v'), 7);
+    expect(matcher.stats).toMatchObject({ partials: 3, dropped: 1 });
   });
 
   it('drops a pending trailing-window sequence like any partial', () => {

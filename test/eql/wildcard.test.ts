@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { EqlPatternError } from '../../src/eql/regex.js';
-import { compileEqlWildcard, compileEqlWildcardScript } from '../../src/eql/wildcard.js';
+import { compileEqlWildcard, compileEqlWildcardAutomaton, compileEqlWildcardScript } from '../../src/eql/wildcard.js';
 
 const like = (pattern: string, caseInsensitive = false) => compileEqlWildcard(pattern, { caseInsensitive });
 const script = (pattern: string, caseInsensitive = false) => compileEqlWildcardScript(pattern, { caseInsensitive });
@@ -108,5 +108,83 @@ describe('wildcards agree with a reference RegExp', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('the folded fast path (patterns without ?) agrees with the position automaton', () => {
+  // Case classes that folding must keep whole or apart: Kelvin sign, long s, sharp s and its capital, final
+  // sigma, dotless/dotted i, Deseret (astral letters with case), and lone surrogates of either kind.
+  const classes: readonly (readonly string[])[] = [
+    ['k', 'K', '\u212a'],
+    ['s', 'S', '\u017f'],
+    ['ß', '\u1e9e'],
+    ['σ', 'ς', 'Σ'],
+    ['é', 'É'],
+    ['i', 'I'],
+    ['ı'],
+    ['İ'],
+    ['\u{10400}', '\u{10428}'],
+    ['😀'],
+    ['\ud83d'],
+    ['\ude00'],
+    ['\\'],
+    ['a', 'A'],
+    ['\n'],
+  ];
+  const letters = classes.flat();
+  const letter = fc.constantFrom(...letters);
+  const token = fc.oneof({ weight: 1, arbitrary: fc.constant('*') }, { weight: 4, arbitrary: letter });
+  const patternTokens = fc.array(token, { maxLength: 8 });
+  /** A text built to match the pattern (a case variant per literal, a run per star), then perhaps damaged. */
+  const derived = (tokens: readonly string[]) =>
+    fc
+      .tuple(
+        fc.array(fc.nat(), { minLength: tokens.length, maxLength: tokens.length }),
+        fc.array(fc.array(letter, { maxLength: 3 }), { minLength: tokens.length, maxLength: tokens.length }),
+        fc.option(fc.tuple(fc.nat(), fc.oneof(fc.constant(''), letter)), { nil: undefined }),
+      )
+      .map(([picks, runs, damage]) => {
+        const parts = tokens.map((t, i) => {
+          if (t === '*') return runs[i]!.join('');
+          const variants = classes.find((c) => c.includes(t))!;
+          return variants[picks[i]! % variants.length]!;
+        });
+        if (damage !== undefined && parts.length > 0) parts[damage[0] % parts.length] = damage[1];
+        return parts.join('');
+      });
+  const anyText = fc.array(letter, { maxLength: 10 }).map((cs) => cs.join(''));
+  const cases = patternTokens.chain((tokens) => fc.tuple(fc.constant(tokens.join('')), fc.array(fc.oneof(derived(tokens), anyText), { minLength: 1, maxLength: 6 }), fc.boolean()));
+
+  it('answers as the automaton does, case-insensitive or not', () => {
+    fc.assert(
+      fc.property(cases, ([p, texts, ci]) => {
+        const fast = like(p, ci);
+        const slow = compileEqlWildcardAutomaton(p, { caseInsensitive: ci });
+        for (const t of texts) expect(fast(t), `${JSON.stringify(p)} on ${JSON.stringify(t)} (ci: ${ci})`).toBe(slow(t));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('and the automaton (which also takes ?) answers as /^…$/su(i) does on the same text', () => {
+    const codePoint = (ch: string) => `\\u{${ch.codePointAt(0)!.toString(16)}}`;
+    const withOne = fc.array(fc.oneof(token, fc.constant('?')), { maxLength: 8 });
+    fc.assert(
+      fc.property(withOne, fc.array(anyText, { minLength: 1, maxLength: 6 }), fc.boolean(), (tokens, texts, ci) => {
+        const ours = compileEqlWildcardAutomaton(tokens.join(''), { caseInsensitive: ci });
+        const ref = new RegExp(`^${tokens.map((t) => (t === '*' ? '.*' : t === '?' ? '.' : codePoint(t))).join('')}$`, ci ? 'sui' : 'su');
+        for (const t of texts) expect(ours(t), `${JSON.stringify(tokens.join(''))} on ${JSON.stringify(t)}`).toBe(ref.test(t));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('folds the classes it must', () => {
+    expectMatches(like('*k*', true), ['\u212a', 'xKy'], ['x']);
+    expectMatches(like('*ss*', true), ['\u017fS', 'Ss'], ['ß']);
+    expectMatches(like('*ß', true), ['x\u1e9e', 'ß'], ['ss']);
+    expectMatches(like('\u{10400}*', true), ['\u{10428}x', '\u{10400}'], ['\ud801']);
+    expectMatches(like('*\ude00', true), ['x\ude00'], ['😀']);
+    expectMatches(like('*\ude00'), ['x\ude00'], ['😀']);
   });
 });
