@@ -355,16 +355,9 @@ class Compiler {
     switch (e.type) {
       case 'paren':
         return this.condition(e.expression);
-      case 'and': {
-        const left = this.condition(e.left);
-        const right = this.condition(e.right);
-        return (doc) => left(doc) && right(doc);
-      }
-      case 'or': {
-        const left = this.condition(e.left);
-        const right = this.condition(e.right);
-        return (doc) => left(doc) || right(doc);
-      }
+      case 'and':
+      case 'or':
+        return this.junction(e.type, e);
       case 'not': {
         if (this.isScript(e.operand)) return this.script(e);
         const operand = this.condition(e.operand);
@@ -373,6 +366,63 @@ class Compiler {
       default:
         return this.leaf(e) ?? this.script(e);
     }
+  }
+
+  /**
+   * A chain of `and` (or of `or`) as one predicate over its operands, cheapest first: they have no side
+   * effects, and Lucene too runs a conjunction's cheap clauses before its expensive ones (scripts last), so
+   * the order changes no answer — `host.os.type == "linux" and process.command_line : ("*a*", …)` reads
+   * the command line only for the events that got that far.
+   */
+  private junction(type: 'and' | 'or', e: EqlExpression): Predicate {
+    const operands: EqlExpression[] = [];
+    const collect = (x: EqlExpression): void => {
+      const inner = unwrap(x);
+      if (inner.type === type) {
+        collect(inner.left);
+        collect(inner.right);
+      } else operands.push(inner);
+    };
+    collect(e);
+    const ordered = operands
+      .map((operand, index) => ({ operand, index, cost: this.cost(operand) }))
+      .sort((a, b) => a.cost - b.cost || a.index - b.index)
+      .map(({ operand }) => this.condition(operand));
+    if (type === 'and') {
+      return (doc) => {
+        for (let i = 0; i < ordered.length; i++) if (!ordered[i]!(doc)) return false;
+        return true;
+      };
+    }
+    return (doc) => {
+      for (let i = 0; i < ordered.length; i++) if (ordered[i]!(doc)) return true;
+      return false;
+    };
+  }
+
+  /**
+   * A rough cost of evaluating a condition, for ordering: a term or set lookup 1, wildcard patterns by
+   * their number, regular expressions and substring searches more, scripts (per value combination) most.
+   */
+  private cost(e: EqlExpression): number {
+    const inner = unwrap(e);
+    switch (inner.type) {
+      case 'and':
+      case 'or':
+        return this.cost(inner.left) + this.cost(inner.right);
+      case 'not':
+        return this.cost(inner.operand);
+      default:
+        break;
+    }
+    if (!hasFieldReference(inner)) return 0;
+    if (this.queryFieldOf(inner) === null) return 50;
+    if (inner.type === 'match') {
+      const wildcards = inner.patterns.filter((pattern) => typeof pattern.value === 'string' && /[*?]/.test(pattern.value)).length;
+      return inner.operator === 'regex' ? 10 * inner.patterns.length : 1 + 3 * wildcards;
+    }
+    if (inner.type === 'function' && (inner.name === 'endsWith' || inner.name === 'stringContains')) return 4;
+    return 1;
   }
 
   /** Whether Elasticsearch runs this condition as a script (it has no query translation). */
