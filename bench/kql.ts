@@ -12,24 +12,11 @@
 import { performance } from 'node:perf_hooks';
 import { compileKql, getField, parseKql } from '../src/kql/index.js';
 import { DEFAULT_RULE_QUERY, FORTY_LINE_QUERY, matchingEvent, nonMatchingEvent } from './kql-fixtures.js';
+import { bestRate } from './rate.js';
 
 const ROUNDS = 7;
 const EVALUATIONS = Number(process.env.BENCH_KQL_EVALUATIONS ?? 2_000_000);
 const COMPILES = 2_000;
-
-function bestRate(run: () => boolean, expected: boolean): number {
-  if (run() !== expected) throw new Error(`benchmark fixture answered ${String(!expected)}, expected ${String(expected)}`);
-  let best = 0;
-  for (let round = 0; round < ROUNDS; round++) {
-    let agree = 0;
-    const start = performance.now();
-    for (let i = 0; i < EVALUATIONS; i++) if (run() === expected) agree++;
-    const seconds = (performance.now() - start) / 1000;
-    if (agree !== EVALUATIONS) throw new Error('the answer changed between evaluations');
-    best = Math.max(best, EVALUATIONS / seconds);
-  }
-  return best;
-}
 
 function parseCompileMs(): number {
   let best = Number.POSITIVE_INFINITY;
@@ -51,13 +38,13 @@ const rows: [string, string, string, string][] = [];
 const rate = (n: number): string => Math.round(n).toLocaleString('en-US');
 const verdict = (ok: boolean): string => (ok ? 'yes' : '**no**');
 
-const missRate = bestRate(() => query.matches(miss), false);
+const missRate = bestRate(() => query.matches(miss), false, ROUNDS, EVALUATIONS);
 rows.push(['default rule, non-matching event (matches)', `${rate(missRate)} evals/s`, '≥ 2,000,000 evals/s', verdict(missRate >= 2_000_000)]);
-const hitRate = bestRate(() => query.matches(hit), true);
+const hitRate = bestRate(() => query.matches(hit), true, ROUNDS, EVALUATIONS);
 rows.push(['default rule, matching event (matches)', `${rate(hitRate)} evals/s`, '≥ 500,000 evals/s', verdict(hitRate >= 500_000)]);
-const missAccessorRate = bestRate(() => query.matchesAccessor(missGet), false);
+const missAccessorRate = bestRate(() => query.matchesAccessor(missGet), false, ROUNDS, EVALUATIONS);
 rows.push(['default rule, non-matching event (matchesAccessor + getField)', `${rate(missAccessorRate)} evals/s`, '—', '—']);
-const hitAccessorRate = bestRate(() => query.matchesAccessor(hitGet), true);
+const hitAccessorRate = bestRate(() => query.matchesAccessor(hitGet), true, ROUNDS, EVALUATIONS);
 rows.push(['default rule, matching event (matchesAccessor + getField)', `${rate(hitAccessorRate)} evals/s`, '—', '—']);
 const compileMs = parseCompileMs();
 rows.push([`parse+compile, ${FORTY_LINE_QUERY.split('\n').length}-line query`, `${(compileMs * 1000).toFixed(1)} µs`, '< 1 ms', verdict(compileMs < 1)]);

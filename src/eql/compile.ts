@@ -384,8 +384,10 @@ class Compiler {
       } else operands.push(inner);
     };
     collect(e);
+    // In an `and`, a negated operand is usually an exclusion that holds (rules list them to let most events
+    // through): it decides little, so it goes after the positive conditions of similar cost.
     const ordered = operands
-      .map((operand, index) => ({ operand, index, cost: this.cost(operand) }))
+      .map((operand, index) => ({ operand, index, cost: this.cost(operand) + (type === 'and' && operand.type === 'not' ? EXCLUSION_PENALTY : 0) }))
       .sort((a, b) => a.cost - b.cost || a.index - b.index)
       .map(({ operand }) => this.condition(operand));
     if (type === 'and') {
@@ -910,6 +912,9 @@ class Compiler {
 }
 
 const NULL_ONLY: ScriptValue[] = [null];
+
+/** What a negated operand of an `and` adds to its cost when ordering (see junction). */
+const EXCLUSION_PENALTY = 20;
 
 function asBoolean(value: ScriptValue): boolean | null {
   return typeof value === 'boolean' ? value : null;
