@@ -8,6 +8,7 @@ import { loadRuleSet, type RuleSet } from './rules/index.js';
 import { Sensor } from './sensor/index.js';
 import { openHistoryStore, type HistoryStore } from './store/index.js';
 import { HealthMonitor, type HealthSnapshot } from './service/health.js';
+import { rulePathsToLoad } from './service/rule-paths.js';
 
 /**
  * The running agent: Sensor → DetectionEngine → Outputs, with the new-terms history underneath. Owns the
@@ -83,6 +84,8 @@ export class Agent {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
+    /** Names an entry of config.rules in a message after where it was set (LoadedConfig.describeSetting). */
+    private readonly describeRulesEntry: (index: number) => string = (index) => `rules[${index}] = ${JSON.stringify(config.rules[index])}`,
   ) {}
 
   /** Called once the sensor is subscribed and alerts can flow (sd_notify READY=1, status socket). */
@@ -142,16 +145,22 @@ export class Agent {
     if (this.config.statsIntervalSeconds > 0) {
       this.timers.push(setInterval(() => this.logStats(), this.config.statsIntervalSeconds * 1000).unref());
     }
-    const enabled = this.ruleSet.rules.filter((rule) => rule.enabled).length;
+    const enabledRules = this.ruleSet.rules.filter((rule) => rule.enabled);
+    const rulesByType: Record<string, number> = {};
+    for (const rule of enabledRules) rulesByType[rule.type] = (rulesByType[rule.type] ?? 0) + 1;
+    const byType = Object.entries(rulesByType).map(([type, count]) => `${count} ${type}`).join(', ');
+    const destinations = this.outputs.destinations();
     this.logger.info(
-      { rules: this.ruleSet.rules.length, enabled, skippedUnsupported: this.ruleSet.skipped.length, stateDir: this.config.stateDir },
-      `execsentry running: ${enabled} rule(s) enabled`,
+      { rules: this.ruleSet.rules.length, enabled: enabledRules.length, rulesByType, skippedUnsupported: this.ruleSet.skipped.length, outputs: destinations, stateDir: this.config.stateDir },
+      `execsentry running: ${enabledRules.length} rule(s) enabled${byType === '' ? '' : ` (${byType})`}; alerts to ${destinations.join(', ')}`,
     );
     await this.runHooks(this.readyHooks, 'ready');
   }
 
   private async loadRules(): Promise<RuleSet> {
-    const ruleSet = await loadRuleSet(this.config.rules, { skipUnsupported: this.config.skipUnsupported });
+    const paths = await rulePathsToLoad(this.config.rules, { describe: this.describeRulesEntry });
+    for (const directory of paths.empty) this.logger.info({ directory }, 'rules directory holds no rule yet; passed over');
+    const ruleSet = await loadRuleSet(paths.load, { skipUnsupported: this.config.skipUnsupported });
     for (const skipped of ruleSet.skipped) this.logger.warn({ file: skipped.file, rule: skipped.rule }, `skipped unsupported rule: ${skipped.why}`);
     if (ruleSet.skipped.length > 0) this.logger.warn({ skipped: ruleSet.skipped.length }, `${ruleSet.skipped.length} unsupported rule(s) skipped`);
     for (const warning of ruleSet.warnings) this.logger.warn(warning);

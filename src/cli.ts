@@ -14,6 +14,8 @@ import { registerRunCommand } from './commands/run.js';
 import { registerInstallCommand } from './commands/install.js';
 import { registerUninstallCommand } from './commands/uninstall.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerOutputsCommand } from './commands/outputs.js';
+import { addExamples } from './commands/examples.js';
 
 /**
  * The only entry point. Each command lives in src/commands/<name>.ts and registers itself here; this file
@@ -37,6 +39,8 @@ export function buildProgram(): Command {
   registerInstallCommand(program);
   registerUninstallCommand(program);
   registerStatusCommand(program);
+  registerOutputsCommand(program);
+  addExamples(program);
   return program;
 }
 

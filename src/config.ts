@@ -180,6 +180,11 @@ export interface LoadedConfig {
   configText: string | undefined;
   /** Problems that do not stop the agent (a secret readable by others, an unknown EXECSENTRY_ variable); log them. */
   warnings: string[];
+  /**
+   * A key and its value as a message names them, after the layer that set it, for a problem found after
+   * loading (a rules path that does not exist): `config /etc/execsentry/config.json: rules[1] = "/x"`.
+   */
+  describeSetting: (path: readonly PropertyKey[]) => string;
 }
 
 /** The variable naming the config file when --config is not given. */
@@ -284,7 +289,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   const config = parsed.data;
   if (options.resolveSecrets !== false) resolveSecrets(config, env, configFile, warnings);
-  return { config, configFile, configText, warnings };
+  const source: ErrorSource = { source: 'merged', file: configFile, input: merged, envLayer, overrides };
+  return { config, configFile, configText, warnings, describeSetting: (path) => describeSetting(path, source) };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -562,18 +568,21 @@ function configError(error: z.ZodError, from: ErrorSource): ValidationError {
     const known = Object.keys(shapeAt(issuePath) ?? {});
     reason = `unknown option${known.length > 0 ? ` (known here: ${known.join(', ')})` : ''}`;
   }
+  return new ValidationError(`${describeSetting(path, from)}: ${reason}`);
+}
+
+/** The key and its value, named after the layer that set it: `config FILE: key = value`, `environment VAR (key) = value`. */
+function describeSetting(path: readonly PropertyKey[], from: ErrorSource): string {
   const keyPath = formatKeyPath(path);
   const value = valueAt(from.input, path);
   const shown = value === undefined ? '(missing)' : quote(value);
   if (from.source === 'merged') {
-    if (from.overrides !== undefined && valueAt(from.overrides, path) !== undefined) {
-      return new ValidationError(`command line: ${keyPath} = ${shown}: ${reason}`);
-    }
+    if (from.overrides !== undefined && valueAt(from.overrides, path) !== undefined) return `command line: ${keyPath} = ${shown}`;
     const variable = findVariable(from.envLayer, path);
-    if (variable !== undefined) return new ValidationError(`environment ${variable} (${keyPath}) = ${shown}: ${reason}`);
+    if (variable !== undefined) return `environment ${variable} (${keyPath}) = ${shown}`;
   }
   const where = from.file === undefined ? 'config' : `config ${from.file}`;
-  return new ValidationError(`${where}: ${keyPath} = ${shown}: ${reason}`);
+  return `${where}: ${keyPath} = ${shown}`;
 }
 
 /** The variable that set this path or one of its parents (EXECSENTRY_OUTPUTS sets outputs[2].url). */

@@ -55,11 +55,11 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level').choices(ConfigSchema.shape.logLevel.unwrap().options))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else JSON)').choices(['json', 'pretty']))
     .action(async (options: RunCommandOptions) => {
-      const { config, warnings } = configFromCommandLine(options);
+      const { config, warnings, describeSetting } = configFromCommandLine(options);
       const logger = createLogger(config.logLevel, config.logFormat);
       for (const warning of warnings) logger.warn(warning);
       requireCapabilities();
-      const agent = new Agent(config, logger);
+      const agent = new Agent(config, logger, (index) => describeSetting(['rules', index]));
       attachService(agent, config, logger);
       await agent.runUntilSignalled();
       // Everything is stopped and flushed; a handle something forgot to close must not keep us running.

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { DeadLetterFile } from './dead-letter.js';
 import { Spool, type SpoolRecord } from './spool.js';
 import { CancellableSleep, LogThrottle, backoffDelayMs, withTimeout } from './time.js';
-import { emptyStats, errorText, type EncodedAlert, type Output, type OutputStats } from './types.js';
+import { emptyStats, errorText, type DeadLetterTarget, type EncodedAlert, type Output, type OutputStats } from './types.js';
 
 /** What the collector said about one record of a batch. */
 export type ItemOutcome = 'ack' | 'retry' | { deadLetter: string; response?: string };
@@ -69,9 +69,17 @@ export class NetworkOutput implements Output {
   private readonly retryLog = new LogThrottle();
   private readonly refusalLog = new LogThrottle();
 
+  readonly deadLetters: DeadLetterTarget;
+
   constructor(private readonly options: NetworkOutputOptions) {
     this.name = options.name;
     this.counters = emptyStats(options.transport.kind);
+    // unlike send, a spool failure is the caller's to handle: a replayed alert must stay where it was
+    this.deadLetters = {
+      path: options.deadLetter.path,
+      requeue: (id, alertJson) => options.spool.append(id, alertJson),
+      freeBytes: () => options.spool.freeBytes(),
+    };
   }
 
   start(): void {
@@ -100,6 +108,8 @@ export class NetworkOutput implements Output {
   private async deliverForever(): Promise<void> {
     const { spool, transport, deadLetter, batchSize, logger } = this.options;
     let failuresInARow = 0;
+    /** when the current run of failed attempts began: the outage "delivery resumed" reports */
+    let failingSince: number | undefined;
     for (;;) {
       const batch = await spool.read(batchSize);
       if (batch.length === 0 || this.closing) return;
@@ -130,17 +140,28 @@ export class NetworkOutput implements Output {
           }
         });
         const refused = result.outcomes.find((outcome) => typeof outcome === 'object');
-        if (refused !== undefined)
-          this.refusalLog.note(result.outcomes.filter((outcome) => typeof outcome === 'object').length, (count) =>
+        if (refused !== undefined) {
+          const refusedCount = result.outcomes.filter((outcome) => typeof outcome === 'object').length;
+          // a refusal is the newest failure even when the batch before it was a retry: lastError must say so
+          this.noteError(new Error(`${refused.deadLetter}: ${refusedCount} alert(s) refused, kept in the dead-letter file ${deadLetter.path}`));
+          this.refusalLog.note(refusedCount, (count) =>
             logger.warn({ output: this.name, count, reason: refused.deadLetter, file: deadLetter.path }, 'collector refused alerts; kept in the dead-letter file'),
           );
+        }
         if (retry.length < pending.length) {
+          if (failingSince !== undefined)
+            logger.info(
+              { output: this.name, failedAttempts: failuresInARow, outageSeconds: Math.round((Date.now() - failingSince) / 100) / 10, pending: spool.stats().records },
+              'delivery resumed',
+            );
           failuresInARow = 0;
+          failingSince = undefined;
           await this.reportDrops();
         }
         pending = retry;
         if (pending.length > 0) {
           failuresInARow += 1;
+          failingSince ??= Date.now();
           const error = result.error ?? 'collector asked to retry';
           this.noteError(new Error(error));
           const delay = backoffDelayMs(failuresInARow, result.retryAfterMs);

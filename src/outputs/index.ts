@@ -33,6 +33,16 @@ export interface Outputs {
   close(): Promise<void>;
   /** Counters per output, keyed by the output's name (its URL without credentials). */
   stats(): Record<string, OutputStats>;
+  /** Where alerts go, for a log line: each output's name. */
+  destinations(): string[];
+}
+
+/** Output names carry no credentials, but a URL's query string may (`?token=…`): its values are masked. */
+function maskQuery(name: string): string {
+  const question = name.indexOf('?');
+  if (question < 0) return name;
+  const query = name.slice(question + 1).replace(/=[^&#]*/g, '=***');
+  return `${name.slice(0, question)}?${query}`;
 }
 
 /** The scheme part that selects the output kind: "stdout", "file", "http", "syslog+tcp", … */
@@ -136,18 +146,23 @@ async function elasticsearchHeaders(config: OutputConfig, url: URL): Promise<Rec
   return headers;
 }
 
+/**
+ * `name` identifies the output's spool and dead-letter file (so it must stay what earlier versions used);
+ * what logs, counters and metrics show is `name` with its query values masked.
+ */
 async function openNetwork(config: OutputConfig, kind: string, name: string, transport: Transport, context: OutputContext): Promise<Output> {
   const id = outputId(kind, name);
+  const shown = maskQuery(name);
   const spool = await Spool.open({
     dir: join(context.stateDir, 'spool', id),
     maxBytes: config.spoolMaxBytes ?? NETWORK_DEFAULTS.spoolMaxBytes,
     logger: context.logger,
   });
   const output = new NetworkOutput({
-    name,
+    name: shown,
     transport,
     spool,
-    deadLetter: DeadLetterFile.forOutput(context.stateDir, id, name, context.logger),
+    deadLetter: DeadLetterFile.forOutput(context.stateDir, id, shown, context.logger),
     batchSize: config.batchSize ?? NETWORK_DEFAULTS.batchSize,
     logger: context.logger,
   });
@@ -241,6 +256,10 @@ class OutputSet implements Outputs {
     await Promise.all(this.outputs.map((output) => output.close()));
   }
 
+  destinations(): string[] {
+    return this.outputs.map((output) => output.name);
+  }
+
   stats(): Record<string, OutputStats> {
     const result: Record<string, OutputStats> = {};
     for (const output of this.outputs) {
@@ -252,6 +271,23 @@ class OutputSet implements Outputs {
   }
 }
 
+/** Whether the output's destination can refuse alerts, so that it keeps a dead-letter file (the network kinds). */
+export function keepsDeadLetters(config: OutputConfig): boolean {
+  const kind = SCHEME_KIND[schemeOf(config.url)];
+  return kind !== undefined && kind !== 'stdout' && kind !== 'file';
+}
+
+/** Opens one output, validating its settings (a ValidationError naming it) and starting its delivery. */
+export async function openOutput(config: OutputConfig, context: OutputContext): Promise<Output> {
+  try {
+    return await openOne(config, context);
+  } catch (err) {
+    if (err instanceof UserFacingError) throw err;
+    // the file system refused (permissions, a symlink where the file should be, a full disk)
+    throw new RuntimeFailure(`output ${JSON.stringify(redactForMessage(config.url))}: ${errorText(err)}`);
+  }
+}
+
 /**
  * Opens every configured output (validating its settings: a bad one is a ValidationError naming the
  * output). The caller picks the stdout format; an empty list means stdout.
@@ -260,15 +296,7 @@ export async function openOutputs(configs: OutputConfig[], context: OutputContex
   const effective = configs.length > 0 ? configs : [{ url: 'stdout' }];
   const opened: Output[] = [];
   try {
-    for (const config of effective) {
-      try {
-        opened.push(await openOne(config, context));
-      } catch (err) {
-        if (err instanceof UserFacingError) throw err;
-        // the file system refused (permissions, a symlink where the file should be, a full disk)
-        throw new RuntimeFailure(`output ${JSON.stringify(redactForMessage(config.url))}: ${errorText(err)}`);
-      }
-    }
+    for (const config of effective) opened.push(await openOutput(config, context));
   } catch (err) {
     await Promise.allSettled(opened.map((output) => output.close()));
     throw err;

@@ -1,18 +1,9 @@
 import type { Alert, EcsCharDevice } from '../ecs/types.js';
-import { escapeControl } from '../log.js';
+import { lineToken } from '../log.js';
 
-// Bidirectional overrides and isolates reorder what a terminal shows (an executable named "\u202etxt.exe"
-// reads as something else); escapeControl covers C0/C1 only, so these are escaped here too.
-const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
-
-/**
- * A value as one token: quoted (with \\ and \" escaped) when it holds spaces, quotes, backslashes or
- * control characters, so the line splits unambiguously; then every control character shown as an escape.
- */
+/** A host-supplied value as one escaped token; an absent one as "-". */
 function token(value: string | undefined): string {
-  if (value === undefined || value === '') return '-';
-  const quoted = /[\s"\\\u0000-\u001f\u007f-\u009f]/.test(value) || value === '-' ? `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"` : value;
-  return escapeControl(quoted).replace(BIDI_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return value === undefined || value === '' ? '-' : lineToken(value);
 }
 
 // Linux device numbers (Documentation/admin-guide/devices.txt): 136–143 are the Unix98 pty slaves,
@@ -42,21 +33,45 @@ function severityLabel(severity: number): string {
   return SEVERITY_LABEL.find(([floor]) => severity >= floor)?.[1] ?? 'low';
 }
 
+// SGR codes: bold red, red, yellow, cyan. Only these fixed sequences are ever written; host text never is.
+const SEVERITY_COLOUR: Record<string, string> = { critical: '\u001b[1;31m', high: '\u001b[31m', medium: '\u001b[33m', low: '\u001b[36m' };
+const RESET = '\u001b[0m';
+
+/** A command line longer than this is cut on the terminal line (the NDJSON outputs carry it whole). */
+const MAX_SHOWN_COMMAND_LINE = 1024;
+
+function commandLine(value: string | undefined): string {
+  if (value === undefined || value.length <= MAX_SHOWN_COMMAND_LINE) return token(value);
+  let cut = value.slice(0, MAX_SHOWN_COMMAND_LINE);
+  // never leave half of a surrogate pair at the cut
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${token(cut)}…(+${value.length - cut.length} chars)`;
+}
+
+export interface PrettyOptions {
+  /** Colour the severity (a terminal that has not asked for no colour). */
+  colour?: boolean;
+}
+
 /**
  * One line per alert for a person at a terminal:
- * `time severity rule-name user=… exe=… pid=… parent=… tty=…`. Every host-supplied value is escaped
- * so an alert cannot move the cursor, change colours or reorder the line.
+ * `time severity rule-name host=… user=… exe=… pid=… parent=… tty=… cmd=…`. Every host-supplied value is
+ * escaped so an alert cannot move the cursor, change colours or reorder the line.
  */
-export function formatPretty(alert: Alert): string {
+export function formatPretty(alert: Alert, options: PrettyOptions = {}): string {
   const process = alert.process;
   const user = process.user ?? alert.user;
+  const severity = severityLabel(alert.event.severity).padEnd(8);
+  const shownSeverity = options.colour === true ? `${SEVERITY_COLOUR[severity.trimEnd()]}${severity}${RESET}` : severity;
   return (
-    `${token(alert['@timestamp'])} ${severityLabel(alert.event.severity).padEnd(8)} ${token(alert.rule.name)}` +
+    `${token(alert['@timestamp'])} ${shownSeverity} ${token(alert.rule.name)}` +
+    ` host=${token(alert.host.hostname)}` +
     ` user=${token(userLabel(user))}` +
     ` exe=${token(process.executable ?? process.name)}` +
     ` pid=${process.pid}` +
     ` parent=${token(process.parent?.executable ?? process.parent?.name)}` +
     ` tty=${ttyName(process.tty?.char_device)}` +
+    ` cmd=${commandLine(process.command_line)}` +
     '\n'
   );
 }

@@ -10,6 +10,11 @@ export const HEADER_BYTES = 8;
 const KEY_LENGTH_BYTES = 2;
 const MAX_KEY_BYTES = 0xffff;
 
+/** The bytes a record of this key and payload takes in a segment. */
+export function recordBytes(key: string, payload: string): number {
+  return HEADER_BYTES + KEY_LENGTH_BYTES + Buffer.byteLength(key) + Buffer.byteLength(payload);
+}
+
 /** Encodes one record. */
 export function encodeRecord(key: string, payload: string): Buffer {
   const keyBytes = Buffer.byteLength(key);

@@ -565,6 +565,11 @@ export class Spool {
     return !this.appending && this.appendQueue.length === 0 && this.pendingRecords === 0;
   }
 
+  /** Bytes that can still be appended before the oldest undelivered alerts would have to be dropped. */
+  freeBytes(): number {
+    return Math.max(0, this.options.maxBytes - this.bytes());
+  }
+
   stats(): SpoolStats {
     return { bytes: this.bytes(), records: this.pendingRecords, dropped: this.droppedSinceOpen };
   }

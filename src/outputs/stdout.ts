@@ -1,3 +1,4 @@
+import { colourWanted } from '../log.js';
 import { formatPretty } from './pretty.js';
 import { LogThrottle, withTimeout } from './time.js';
 import { emptyStats, errorText, type EncodedAlert, type Output, type OutputContext, type OutputStats } from './types.js';
@@ -22,7 +23,8 @@ export class StdoutOutput implements Output {
   private readonly dropLog = new LogThrottle();
 
   constructor(private readonly context: OutputContext) {
-    this.format = context.format === 'pretty' ? (encoded) => formatPretty(encoded.alert) : (encoded) => encoded.json + '\n';
+    const colour = colourWanted(process.env, process.stdout.isTTY === true);
+    this.format = context.format === 'pretty' ? (encoded) => formatPretty(encoded.alert, { colour }) : (encoded) => encoded.json + '\n';
     this.queue = new WriteQueue({
       sink: (buffer) => writeAllToFd(STDOUT_FD, buffer),
       maxPendingBytes: MAX_PENDING_BYTES,

@@ -19,6 +19,7 @@ export interface OutputStats {
   spoolBytes: number;
   /** alerts waiting in the spool (or write queue) */
   pending: number;
+  /** the most recent failure of any kind: a batch to retry, a refusal into the dead-letter file, a failed write */
   lastError?: string;
   lastErrorAt?: string;
 }
@@ -47,9 +48,21 @@ export class EncodedAlert {
   }
 }
 
+/** Where an output keeps the alerts its destination refused for good, and the way back into its delivery. */
+export interface DeadLetterTarget {
+  /** the output's dead-letter file (rotated ones are `<path>.1` … `.N`) */
+  readonly path: string;
+  /** Puts a refused alert back into delivery; resolves once it is durably queued, rejects when it is not. */
+  requeue(id: string, alertJson: string): Promise<void>;
+  /** Bytes of alerts that can be requeued before the bounded spool would drop its oldest ones. */
+  freeBytes(): number;
+}
+
 /** One destination. Implementations live one per file in this directory. */
 export interface Output {
   readonly name: string;
+  /** Only outputs whose destination can refuse an alert (the network ones) have a dead-letter file. */
+  readonly deadLetters?: DeadLetterTarget;
   /** Takes the alert; resolves once it is durably held (spooled and fsynced) for network outputs. */
   send(encoded: EncodedAlert): Promise<void>;
   /** Waits until everything taken was delivered, or the time is up (then resolves anyway). */

@@ -3,13 +3,21 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigSchema, environmentOverrides, OutputSchema, secretFileSettings, unwrapSchema } from '../config.js';
 
-/**
- * The README's option tables, written from the zod schema's defaults and .describe() texts so the
- * documentation cannot drift from the code: `node dist/service/options-doc.js` prints them as markdown.
- */
-export function optionsMarkdown(): string {
+/** One option of the configuration, as the documentation shows it. */
+export interface OptionDoc {
+  /** dotted path: `sensor.maxArgsBytes` */
+  path: string;
+  variable: string;
+  /** the default as JSON, or "(unset)" */
+  defaultValue: string;
+  /** its description, with its range when it is a bounded number */
+  description: string;
+}
+
+/** Every option of the config schema, from its defaults and .describe() texts (README and man page). */
+export function configOptionDocs(): OptionDoc[] {
   const variables = new Map(environmentOverrides().map((override) => [override.path.join('.'), override.variable]));
-  const rows: string[] = ['| option | environment | default | description |', '|---|---|---|---|'];
+  const docs: OptionDoc[] = [];
   const visit = (shape: Record<string, z.ZodType>, path: string[]): void => {
     for (const [key, field] of Object.entries(shape)) {
       const here = [...path, key];
@@ -19,18 +27,32 @@ export function optionsMarkdown(): string {
         continue;
       }
       const dotted = here.join('.');
-      rows.push(`| \`${dotted}\` | \`${variables.get(dotted) ?? ''}\` | ${defaultOf(field)} | ${cell(descriptionOf(field) + rangeOf(inner))} |`);
+      docs.push({ path: dotted, variable: variables.get(dotted) ?? '', defaultValue: defaultOf(field), description: descriptionOf(field) + rangeOf(inner) });
     }
   };
   visit(ConfigSchema.shape as unknown as Record<string, z.ZodType>, []);
+  return docs;
+}
 
+/** Every setting an entry of `outputs` takes, with its description. */
+export function outputSettingDocs(): Array<{ key: string; description: string }> {
   const secrets = new Map(secretFileSettings().map((pair) => [pair.file, pair.secret]));
-  const outputRows: string[] = ['| setting | description |', '|---|---|'];
-  for (const [key, field] of Object.entries(OutputSchema.shape as Record<string, z.ZodType>)) {
+  return Object.entries(OutputSchema.shape as Record<string, z.ZodType>).map(([key, field]) => {
     const secretOf = secrets.get(key);
     const note = secretOf !== undefined ? ` — read into \`${secretOf}\` at start; \`credential:NAME\` reads \`$CREDENTIALS_DIRECTORY/NAME\`` : key.endsWith('File') ? ' — `credential:NAME` allowed' : '';
-    outputRows.push(`| \`${key}\` | ${cell(descriptionOf(field) + rangeOf(unwrapSchema(field)) + note)} |`);
-  }
+    return { key, description: descriptionOf(field) + rangeOf(unwrapSchema(field)) + note };
+  });
+}
+
+/**
+ * The README's option tables, written from the zod schema's defaults and .describe() texts so the
+ * documentation cannot drift from the code: `node dist/service/options-doc.js` prints them as markdown.
+ */
+export function optionsMarkdown(): string {
+  const rows: string[] = ['| option | environment | default | description |', '|---|---|---|---|'];
+  for (const option of configOptionDocs()) rows.push(`| \`${option.path}\` | \`${option.variable}\` | ${option.defaultValue === '(unset)' ? '(unset)' : `\`${option.defaultValue}\``} | ${cell(option.description)} |`);
+  const outputRows: string[] = ['| setting | description |', '|---|---|'];
+  for (const setting of outputSettingDocs()) outputRows.push(`| \`${setting.key}\` | ${cell(setting.description)} |`);
   return `${rows.join('\n')}\n\nEach entry of \`outputs\` takes these settings:\n\n${outputRows.join('\n')}\n`;
 }
 
@@ -47,7 +69,7 @@ function defaultOf(schema: z.ZodType): string {
   let current: z.ZodType | undefined = schema;
   while (current !== undefined) {
     const def = current._zod.def as { type: string; defaultValue?: unknown; innerType?: z.ZodType };
-    if (def.type === 'default') return `\`${JSON.stringify(def.defaultValue)}\``;
+    if (def.type === 'default') return JSON.stringify(def.defaultValue);
     current = def.innerType;
   }
   return '(unset)';

@@ -205,6 +205,16 @@ export async function openHistoryStore(options: HistoryStoreOptions): Promise<Hi
   }
 }
 
+/**
+ * Takes the state directory's lock without opening the history, after the same checks as the agent (a
+ * directory others could plant files in is refused): for commands that change other state in it with
+ * the agent stopped (`outputs replay-dead-letter` and the spools).
+ */
+export async function lockStateDirectory(options: Pick<HistoryStoreOptions, 'stateDir' | 'allowInsecureStateDir' | 'logger'>): Promise<{ release(): void }> {
+  await prepareStateDir(options.stateDir, false, options.allowInsecureStateDir === true, options.logger);
+  return StateDirLock.acquire(options.stateDir);
+}
+
 async function prepareStateDir(stateDir: string, readOnly: boolean, allowInsecure: boolean, logger: Logger): Promise<void> {
   if (!readOnly) {
     try {

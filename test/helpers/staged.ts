@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * The built package, copied where any user can reach it, for tests that run it as another user (setpriv,
  * runuser). A checkout may live where only its owner can enter — a clone under /root, a 0700 mkdtemp — and
  * such a test must test the code, not where it was cloned. The copy holds what running needs (package.json,
- * dist/, the addon, rules/, systemd/, the production dependencies and the test fixtures that run as another
+ * dist/, the addon, rules/, systemd/, share/, the production dependencies and the test fixtures that run as another
  * user), is made once per test process, and is removed when the process exits.
  */
 
@@ -21,7 +21,7 @@ export function stagedPackage(): string {
   const root = mkdtempSync(join(tmpdir(), 'execsentry-staged-'));
   chmodSync(root, 0o755);
   process.once('exit', () => rmSync(root, { recursive: true, force: true }));
-  for (const path of ['package.json', 'dist', 'build/Release/execsentry.node', 'rules', 'systemd', 'test/store/fixtures']) {
+  for (const path of ['package.json', 'dist', 'build/Release/execsentry.node', 'rules', 'systemd', 'share', 'test/store/fixtures']) {
     mkdirSync(dirname(join(root, path)), { recursive: true, mode: 0o755 });
     cpSync(join(CHECKOUT, path), join(root, path), { recursive: true, dereference: true });
   }

@@ -110,6 +110,34 @@ describe('http output against a real collector on 127.0.0.1', () => {
   });
 });
 
+describe('http output: what an operator is told about an outage', () => {
+  it('logs "delivery resumed" once after a failure streak, and lastError names the later refusal, not the old 503', async () => {
+    const context = testContext();
+    const collector = await startHttpCollector((request, index) => {
+      if (index < 2) return { status: 503, body: 'down' };
+      return request.body.includes('marker-1"') ? { status: 400, body: 'mapping error' } : { status: 200 };
+    });
+    const outputs = await openOutputs([{ url: `http://127.0.0.1:${collector.port}/`, batchSize: 1 }], context);
+    const alerts = Array.from({ length: 3 }, (_, i) => makeAlert(i));
+    for (const alert of alerts) await outputs.send(alert);
+    await outputs.flush(20_000);
+    const resumed = context.logs.filter((record) => record.msg === 'delivery resumed');
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]).toMatchObject({ level: 30, output: `http://127.0.0.1:${collector.port}/`, failedAttempts: 2 });
+    expect(resumed[0]!['outageSeconds']).toBeGreaterThan(0);
+    // the resumed line comes after the retry warnings and before the refusal
+    const order = context.logs.map((record) => record.msg);
+    expect(order.indexOf('delivery resumed')).toBeGreaterThan(order.indexOf('delivery failed; will retry'));
+    expect(order.indexOf('delivery resumed')).toBeLessThan(order.indexOf('collector refused alerts; kept in the dead-letter file'));
+    const stats = onlyStats(outputs);
+    expect(stats).toMatchObject({ acknowledged: 2, deadLettered: 1, pending: 0 });
+    expect(stats.lastError).toMatch(/^HTTP 400: 1 alert\(s\) refused, kept in the dead-letter file \/.*\.ndjson$/);
+    await outputs.close();
+    await collector.close();
+    context.cleanup();
+  });
+});
+
 describe('https output', () => {
   let certs: TestCertificates;
   beforeAll(() => {

@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { colourWanted } from '../../src/log.js';
 import { formatPretty } from '../../src/outputs/pretty.js';
 import { makeAlert } from './helpers/alerts.js';
 
@@ -69,11 +70,54 @@ describe('stdout output, NDJSON', () => {
 });
 
 describe('stdout output, pretty', () => {
-  it('prints time, severity, rule, user, executable, pid, parent and tty on one line', () => {
+  it('prints time, severity, rule, host, user, executable, pid, parent, tty and command line on one line', () => {
     const line = formatPretty(makeAlert(7));
     expect(line).toBe(
-      '2026-11-28T05:00:00.007Z high     "Interactive shell spawned by a web server" user=www-data(33) exe=/usr/bin/bash pid=4007 parent=/usr/sbin/apache2 tty=pts/3\n',
+      '2026-11-28T05:00:00.007Z high     "Interactive shell spawned by a web server" host=testhost user=www-data(33) exe=/usr/bin/bash pid=4007 parent=/usr/sbin/apache2 tty=pts/3 cmd="bash -i marker-7"\n',
     );
+  });
+
+  it('cuts a long command line on the terminal, saying how much is left out', () => {
+    const alert = makeAlert(1);
+    alert.process.command_line = `${'a'.repeat(1023)}\u{1F600}${'b'.repeat(5000)}`;
+    const line = formatPretty(alert);
+    // the emoji's surrogate pair straddles the cut: it goes whole, never half
+    expect(line).toMatch(new RegExp(` cmd=a{1023}…\\(\\+5002 chars\\)\\n$`));
+  });
+
+  it('colours the severity only when asked, and never anything the host supplied', () => {
+    const alert = hostileAlert(0);
+    alert.event.severity = 99;
+    const plain = formatPretty(alert);
+    const coloured = formatPretty(alert, { colour: true });
+    expect(plain).not.toContain('\u001b');
+    expect(coloured).toBe(plain.replace('critical', '\u001b[1;31mcritical\u001b[0m'));
+    expect(formatPretty(makeAlert(1), { colour: true })).toContain(' \u001b[31mhigh    \u001b[0m ');
+  });
+
+  it('wants colour on a terminal only, and not when NO_COLOR is set (to anything but "") or TERM is dumb', () => {
+    expect(colourWanted({}, true)).toBe(true);
+    expect(colourWanted({ NO_COLOR: '' }, true)).toBe(true);
+    expect(colourWanted({}, false)).toBe(false);
+    expect(colourWanted({ NO_COLOR: '1' }, true)).toBe(false);
+    expect(colourWanted({ NO_COLOR: '0' }, true)).toBe(false);
+    expect(colourWanted({ TERM: 'dumb' }, true)).toBe(false);
+  });
+
+  it('on a real terminal (a pty) the stdout output colours the severity; with NO_COLOR it does not', async () => {
+    const file = join(workDir, 'pty-alerts.ndjson');
+    writeFileSync(file, `${JSON.stringify(makeAlert(1))}\n`);
+    const quote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
+    const command = [process.execPath, fixture, 'pretty', file, '1'].map(quote).join(' ');
+    const { NO_COLOR: _unset, ...environment } = process.env;
+    const inPty = (extra: NodeJS.ProcessEnv) => spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...environment, TERM: 'xterm', ...extra } });
+    const coloured = inPty({});
+    expect(coloured.status).toBe(0);
+    expect(coloured.stdout).toContain(' \u001b[31mhigh    \u001b[0m "Interactive shell spawned by a web server" host=testhost');
+    const plain = inPty({ NO_COLOR: '1' });
+    expect(plain.status).toBe(0);
+    expect(plain.stdout).toContain(' high     "Interactive shell spawned by a web server" host=testhost');
+    expect(plain.stdout).not.toContain('\u001b[31m');
   });
 
   it('shows absent fields as "-" and names consoles and serial lines', () => {
@@ -82,11 +126,12 @@ describe('stdout output, pretty', () => {
     delete alert.process.user;
     delete alert.user;
     alert.process.tty = { char_device: { major: 4, minor: 2 } };
-    expect(formatPretty(alert)).toMatch(/ user=- exe=\/usr\/bin\/bash pid=4001 parent=- tty=tty2\n$/);
+    delete alert.process.command_line;
+    expect(formatPretty(alert)).toMatch(/ user=- exe=\/usr\/bin\/bash pid=4001 parent=- tty=tty2 cmd=-\n$/);
     alert.process.tty = { char_device: { major: 4, minor: 65 } };
-    expect(formatPretty(alert)).toMatch(/ tty=ttyS1\n$/);
+    expect(formatPretty(alert)).toMatch(/ tty=ttyS1 cmd=-\n$/);
     delete alert.process.tty;
-    expect(formatPretty(alert)).toMatch(/ tty=-\n$/);
+    expect(formatPretty(alert)).toMatch(/ tty=- cmd=-\n$/);
   });
 
   it('escapes control characters and bidi overrides so the terminal cannot be rewritten', () => {
@@ -98,17 +143,20 @@ describe('stdout output, pretty', () => {
 
   it('any host-supplied text yields exactly one line without control or bidi characters (property)', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (exe, user, rule) => {
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (exe, user, rule, host, command) => {
         const alert = makeAlert(3);
         alert.process.executable = exe;
         alert.process.user = { name: user, id: '0' };
         alert.rule.name = rule;
+        alert.host.hostname = host;
+        alert.process.command_line = command;
         const line = formatPretty(alert);
         expect(line.endsWith('\n')).toBe(true);
         const body = line.slice(0, -1);
         expect(body).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029]/);
         // a quoted token unescapes back to the original text's escaped form: no field can swallow the next
-        expect(body).toMatch(/ pid=4003 parent=\/usr\/sbin\/apache2 tty=pts\/3$/);
+        expect(body).toMatch(/ host=(?:[^\s"]+|"(?:[^"\\]|\\.)*") user=/);
+        expect(body).toMatch(/ pid=4003 parent=\/usr\/sbin\/apache2 tty=pts\/3 cmd=(?:[^\s"]+|"(?:[^"\\]|\\.)*")$/);
       }),
     );
   });

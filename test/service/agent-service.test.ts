@@ -82,6 +82,8 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
         EXECSENTRY_METRICS_ENABLED: 'true',
         EXECSENTRY_METRICS_PORT: String(metricsPort),
         EXECSENTRY_STATS_INTERVAL_SECONDS: '1',
+        // a collector nobody runs, with credentials the logs must never show
+        EXECSENTRY_OUTPUTS: `stdout,http://alice:s3cret-pw@127.0.0.1:${await freePort()}/ingest?token=s3cret-token&x=1`,
       },
     });
     agentLogs = lines(agent.stderr!);
@@ -96,6 +98,15 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     receiver.kill('SIGTERM');
     await exited(receiver);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the start-up line names the rules by type and the outputs, without their secrets', async () => {
+    const line = await agentLogs.waitFor((text) => text.includes('execsentry running'), 'the start-up line');
+    const record = JSON.parse(line) as Record<string, unknown>;
+    const collector = /http:\/\/127\.0\.0\.1:\d+\/ingest\?token=\*\*\*&x=\*\*\*/;
+    expect(record['msg']).toMatch(new RegExp(`^execsentry running: 1 rule\\(s\\) enabled \\(1 new_terms\\); alerts to stdout, ${collector.source}$`));
+    expect(record).toMatchObject({ enabled: 1, rulesByType: { new_terms: 1 }, outputs: ['stdout', expect.stringMatching(collector)] });
+    expect(agentLogs.all.join('\n')).not.toMatch(/s3cret|alice/);
   });
 
   it('execsentry status prints the counters and uptime over a 0600 socket', async () => {
@@ -122,10 +133,25 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     const text = await response.text();
-    expect(text).toMatch(/^execsentry_sensor_events \d+$/m);
+    expect(text).toMatch(/^execsentry_sensor_events_total \d+$/m);
     expect(text).toMatch(/^execsentry_health_rss_bytes \d+$/m);
-    expect(text).toMatch(/^execsentry_output_sent\{output="stdout"\} \d+$/m);
+    expect(text).toMatch(/^execsentry_output_sent_total\{output="stdout",kind="stdout"\} \d+$/m);
     expect(text).toMatch(/^execsentry_uptime_seconds \d+$/m);
+    expect(text).toMatch(/^execsentry_info\{version="[^"]+"\} 1$/m);
+    // every family is announced by its HELP and TYPE, right before its series; counters and only counters end in _total
+    const lines = text.trimEnd().split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i]!.startsWith('#')) continue;
+      const name = lines[i]!.split(/[{ ]/)[0]!;
+      const header = lines.slice(0, i).reverse().find((line) => line.startsWith('# TYPE '));
+      expect({ name, header }).toEqual({ name, header: expect.stringMatching(new RegExp(`^# TYPE ${name} (counter|gauge|untyped)$`)) });
+      expect(lines).toContain(lines.find((line) => line.startsWith(`# HELP ${name} `)));
+      expect({ name, counter: header!.endsWith(' counter') }).toEqual({ name, counter: name.endsWith('_total') });
+    }
+    for (const counter of ['sensor_lost', 'engine_alerts', 'engine_matches', 'output_dropped', 'output_dead_lettered', 'rules_reloads'])
+      expect(text).toContain(`# TYPE execsentry_${counter}_total counter\n`);
+    for (const gauge of ['sensor_table_size', 'engine_pending_alerts', 'evaluation_backlog', 'store_tuples', 'output_pending'])
+      expect(text).toContain(`# TYPE execsentry_${gauge} gauge\n`);
     expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
   });
 
@@ -138,6 +164,13 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     expect(Object.keys(stats['eventLoopDelayMs'] as object)).toEqual(['mean', 'p99', 'max']);
     expect(stats['sensor']).toMatchObject({ recovered: expect.any(Number), partial: expect.any(Number) });
     expect(stats['outputs']).toMatchObject({ stdout: { sent: expect.any(Number), dropped: expect.any(Number) } });
+    // the collector's counters are there under its name, which shows none of its secrets
+    expect(Object.keys(stats['outputs'] as object)).toEqual(['stdout', expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/ingest\?token=\*\*\*&x=\*\*\*$/)]);
+    expect(agentLogs.all.join('\n')).not.toMatch(/s3cret|alice/);
+    const status = spawnSync(process.execPath, [CLI, 'status', '--json', '--runtime-dir', runtimeDir()], { encoding: 'utf8' });
+    expect(status.stdout).toContain('token=***');
+    expect(status.stdout).not.toMatch(/s3cret|alice/);
+    expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).not.toMatch(/s3cret|alice/);
   });
 
   it('sd_notify receives READY=1, WATCHDOG=1, STATUS=… and STOPPING=1 in order, and status then says not running', async () => {

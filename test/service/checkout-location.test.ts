@@ -24,7 +24,7 @@ describeAsRoot('a checkout only its owner can enter, at a path with spaces', () 
   beforeAll(() => {
     home = mkdtempSync(join(tmpdir(), 'execsentry-private-home-'));
     clone = join(home, 'my checkouts', 'exec sentry ✓');
-    for (const path of ['package.json', 'tsconfig.json', 'vitest.config.ts', 'src', 'dist', 'build/Release/execsentry.node', 'rules', 'systemd', 'test']) {
+    for (const path of ['package.json', 'README.md', 'tsconfig.json', 'vitest.config.ts', 'src', 'dist', 'build/Release/execsentry.node', 'rules', 'systemd', 'share', 'test']) {
       mkdirSync(dirname(join(clone, path)), { recursive: true });
       cpSync(join(CHECKOUT, path), join(clone, path), { recursive: true });
     }
