@@ -1,62 +1,130 @@
 /**
- * `npm run bench:sensor`: what watching every exec costs an exec storm, and whether every exec is seen
- * and described correctly. Compiles bench/exec-storm.c (fork + exec of /bin/true in a loop, one worker per
- * core), then alternates rounds without the agent and with `execsentry events` running, and prints a
- * markdown table.
+ * `npm run bench:sensor`: what watching every exec costs an exec storm, whether every exec is seen and
+ * described correctly, and how soon an exec becomes an alert; execsentry beside forkstat, its closest peer
+ * on the same kernel interface (`forkstat -e exec`, installed here when missing).
  *
- * The agent's stdout goes to a file on /dev/shm (memory, nearly as cheap as /dev/null) because the events
- * are needed afterwards: an event is one of the storm's when its parent is a storm worker, and it carries
- * another process's data when its arguments are not the marker that child was exec'd with.
+ * Compiles bench/exec-storm.c (workers vfork + exec a copy of /bin/true, each exec with a unique argument),
+ * then alternates rounds, each in another order: no listener, `execsentry events`, `forkstat -e exec`. Both
+ * listeners write to files on /dev/shm (memory, nearly as cheap as /dev/null) because their output is
+ * checked afterwards: an
+ * execsentry event is the storm's when its parent is a storm worker; forkstat prints no parent, so its line
+ * is the storm's when its pid is one the storm exec'd. A line or event carries another process's data when
+ * its program or argument is not what that pid was exec'd with. CPU is read per thread from
+ * /proc/PID/task: the reader thread (named execsentry-read; in a build that does not name it, the busiest
+ * thread other than the main one), the JavaScript (main) thread, the rest.
+ *
+ * Then exec → alert latency of `execsentry run` with the built-in rule: shells as user daemon in a
+ * pseudo-terminal (`script` + `runuser`), each from a new copy of bash (a new term, so every one alerts and
+ * its history entry is fsync'ed first); latency = the alert's arrival on stdout minus its @timestamp (the
+ * kernel's exec time, in whole milliseconds: an upper bound by up to 1 ms). At idle, and during a storm. A
+ * fresh agent every 90 shells: the built-in rule's max_signals stops it at 100 alerts per rule interval.
+ *
+ * BENCH_SENSOR_ROUNDS (3), BENCH_SENSOR_EXECS (3000 per worker), BENCH_SENSOR_SHELLS (200) change the
+ * defaults; BENCH_SENSOR_CLI runs another build of the CLI (a before/after comparison).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ProcessEvent } from '../src/ecs/types.js';
+import { createInterface } from 'node:readline';
+import type { Alert, ProcessEvent } from '../src/ecs/types.js';
 
 const ROUNDS = Number(process.env.BENCH_SENSOR_ROUNDS ?? 3);
-const ROUND_MS = Number(process.env.BENCH_SENSOR_ROUND_MS ?? 3000);
+const EXECS = Number(process.env.BENCH_SENSOR_EXECS ?? 3000);
+const SHELLS = Number(process.env.BENCH_SENSOR_SHELLS ?? 200);
 const WORKERS = availableParallelism();
-const CLI = resolve('dist/cli.js');
+const CLI = resolve(process.env.BENCH_SENSOR_CLI ?? 'dist/cli.js');
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
+function ensureForkstat(): void {
+  if (spawnSync('sh', ['-c', 'command -v forkstat']).status === 0) return;
+  process.stderr.write('bench:sensor: installing forkstat (apt-get install -y forkstat)\n');
+  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', 'forkstat'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (install().status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    if (install().status !== 0) throw new Error('cannot install forkstat');
+  }
+}
+ensureForkstat();
+
 const work = mkdtempSync(join(tmpdir(), 'execsentry-bench-sensor-'));
-const eventsDir = mkdtempSync(join('/dev/shm', 'execsentry-bench-sensor-'));
+chmodSync(work, 0o755); // daemon runs the shells copied here
+const outDir = mkdtempSync(join('/dev/shm', 'execsentry-bench-sensor-'));
 const storm = join(work, 'exec-storm');
 execFileSync('cc', ['-O2', '-o', storm, resolve('bench/exec-storm.c')], { stdio: 'inherit' });
+const program = join(work, 'storm-true');
+copyFileSync('/bin/true', program);
+chmodSync(program, 0o755);
 
 interface StormResult {
   execs: number;
   seconds: number;
   /** "<worker pid> <child pid>" → markers exec'd by that child pid under that worker */
   children: Map<string, string[]>;
+  /** child pid → markers (for forkstat, which prints no parent) */
+  byPid: Map<number, string[]>;
   workers: Set<number>;
 }
 
-function runStorm(tag: string): StormResult {
-  const log = join(work, `${tag}.log`);
-  const run = spawnSync(storm, [String(ROUND_MS), String(WORKERS), tag, log], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`exec-storm failed: ${run.stderr}`);
-  const [execs, seconds] = run.stdout.trim().split(' ').map(Number);
-  const children = new Map<string, string[]>();
-  const workers = new Set<number>();
-  const lines = Array.from({ length: WORKERS }, (_, w) => readFileSync(`${log}.${w}`, 'utf8').split('\n')).flat();
-  for (const line of lines) {
-    if (line === '') continue;
-    const [worker, child, marker] = line.split(' ');
-    workers.add(Number(worker));
-    const key = `${worker} ${child}`;
-    const list = children.get(key);
-    if (list === undefined) children.set(key, [marker ?? '']);
-    else list.push(marker ?? '');
-  }
-  return { execs: execs ?? 0, seconds: seconds ?? 0, children, workers };
+function stormArgs(tag: string, execs = EXECS): string[] {
+  return [String(execs), String(WORKERS), tag, join(work, `${tag}.log`), program];
 }
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+function readStorm(tag: string, stdout: string): StormResult {
+  const [execs, seconds] = stdout.trim().split(' ').map(Number);
+  const children = new Map<string, string[]>();
+  const byPid = new Map<number, string[]>();
+  const workers = new Set<number>();
+  for (let w = 0; w < WORKERS; w++) {
+    for (const line of readFileSync(join(work, `${tag}.log.${w}`), 'utf8').split('\n')) {
+      if (line === '') continue;
+      const [worker, child, marker = ''] = line.split(' ');
+      workers.add(Number(worker));
+      const key = `${worker} ${child}`;
+      (children.get(key) ?? children.set(key, []).get(key)!).push(marker);
+      (byPid.get(Number(child)) ?? byPid.set(Number(child), []).get(Number(child))!).push(marker);
+    }
+  }
+  return { execs: execs ?? 0, seconds: seconds ?? 0, children, byPid, workers };
+}
+
+function runStorm(tag: string): StormResult {
+  const run = spawnSync(storm, stormArgs(tag), { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`exec-storm failed: ${run.stderr}`);
+  return readStorm(tag, run.stdout);
+}
+
+/** utime + stime of every thread of pid, by thread id, with its name. */
+function threadTicks(pid: number): Map<number, { name: string; ticks: number }> {
+  const threads = new Map<number, { name: string; ticks: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      threads.set(Number(tid), { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // the thread ended
+    }
+  }
+  return threads;
+}
+
+interface CpuSplit {
+  reader: number;
+  main: number;
+  other: number;
+}
+
+/** CPU seconds per thread class between two samples. */
+function cpuSplit(pid: number, before: Map<number, { name: string; ticks: number }>, after: Map<number, { name: string; ticks: number }>): CpuSplit {
+  const deltas = [...after].map(([tid, { name, ticks }]) => ({ tid, name, seconds: (ticks - (before.get(tid)?.ticks ?? 0)) / TICKS_PER_SECOND }));
+  const main = deltas.find((d) => d.tid === pid)?.seconds ?? 0;
+  const others = deltas.filter((d) => d.tid !== pid);
+  const named = others.find((d) => d.name === 'execsentry-read');
+  const reader = named ?? others.reduce<(typeof others)[number] | undefined>((best, d) => (best === undefined || d.seconds > best.seconds ? d : best), undefined);
+  const readerSeconds = reader?.seconds ?? 0;
+  const total = deltas.reduce((sum, d) => sum + d.seconds, 0);
+  return { reader: readerSeconds, main, other: total - main - readerSeconds };
 }
 
 function peakRssBytes(pid: number): number {
@@ -64,60 +132,59 @@ function peakRssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
-function lineCount(file: string): number {
-  let count = 0;
-  const data = readFileSync(file);
-  for (const byte of data) if (byte === 0x0a) count++;
-  return count;
-}
-
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
-interface AgentRound extends StormResult {
-  captured: number;
-  partial: number;
-  wrong: number;
-  cpuSeconds: number;
-  eventsInWindow: number;
-  peakRss: number;
-  lost: number;
-  overruns: number;
+/** Until `file` stops growing for 300 ms. */
+async function settled(file: string): Promise<void> {
+  let size = -1;
+  let still = 0;
+  await waitFor(() => {
+    const now = statSync(file).size;
+    still = now === size ? still + 1 : 0;
+    size = now;
+    return still >= 6;
+  }, 30_000);
 }
 
-async function runWithAgent(tag: string): Promise<AgentRound> {
-  const out = join(eventsDir, `${tag}.ndjson`);
-  const agent = spawn('sh', ['-c', `exec "$0" "$1" events --log-level info > "$2"`, process.execPath, CLI, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+interface ListenerRound extends StormResult {
+  captured: number;
+  complete: number;
+  wrong: number;
+  cpu: CpuSplit;
+  peakRss: number;
+  stats?: Record<string, number>;
+}
+
+async function runExecsentry(tag: string): Promise<ListenerRound> {
+  const out = join(outDir, `${tag}.ndjson`);
+  const agent = spawn('sh', ['-c', 'exec "$0" "$1" events --log-level info --log-format json > "$2"', process.execPath, CLI, out], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   agent.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await waitFor(() => stderr.includes('streaming exec events'), 15_000);
   if (!stderr.includes('streaming exec events')) throw new Error(`the agent did not start: ${stderr}`);
   const pid = agent.pid as number;
-  const linesBefore = lineCount(out);
-  const cpuBefore = cpuTicks(pid);
+  await settled(out);
+  const before = threadTicks(pid);
   const result = runStorm(tag);
-  // Let the agent finish what the storm queued: its output stops growing.
-  let size = -1;
-  await waitFor(() => {
-    const now = statSync(out).size;
-    const settled = now === size;
-    size = now;
-    return settled;
-  }, 30_000);
-  const cpuSeconds = (cpuTicks(pid) - cpuBefore) / TICKS_PER_SECOND;
+  await settled(out);
+  const cpu = cpuSplit(pid, before, threadTicks(pid));
   const peakRss = peakRssBytes(pid);
-  const eventsInWindow = lineCount(out) - linesBefore;
   agent.kill('SIGINT');
-  await new Promise((r) => agent.once('exit', r));
+  await exited(agent);
   const stats = stderr
     .split('\n')
     .filter((line) => line.includes('"msg":"stopped"'))
-    .map((line) => JSON.parse(line) as { lost: number; overruns: number })[0];
+    .map((line) => JSON.parse(line) as Record<string, number>)[0];
 
   let captured = 0;
-  let partial = 0;
+  let complete = 0;
   let wrong = 0;
   for (const line of readFileSync(out, 'utf8').split('\n')) {
     if (line === '') continue;
@@ -125,59 +192,225 @@ async function runWithAgent(tag: string): Promise<AgentRound> {
     const parentPid = event.process.parent?.pid;
     if (parentPid === undefined || !result.workers.has(parentPid)) continue;
     captured++;
-    if (event.execsentry?.partial) partial++;
     const markers = result.children.get(`${parentPid} ${event.process.pid}`);
-    const exeWrong = event.process.executable !== undefined && event.process.executable !== '/usr/bin/true';
+    const exeWrong = event.process.executable !== undefined && event.process.executable !== program;
     const argsWrong = event.process.args !== undefined && (markers === undefined || !markers.includes(event.process.args[1] ?? ''));
     if (exeWrong || argsWrong || markers === undefined) {
       wrong++;
       if (process.env.BENCH_SENSOR_DEBUG) process.stderr.write(`wrong: ${JSON.stringify({ pid: event.process.pid, parent: parentPid, exe: event.process.executable, args: event.process.args, markers, x: event.execsentry })}\n`);
+    } else if (event.process.executable !== undefined && event.process.args !== undefined) {
+      complete++;
     }
   }
   rmSync(out, { force: true });
-  return { ...result, captured, partial, wrong, cpuSeconds, eventsInWindow, peakRss, lost: stats?.lost ?? NaN, overruns: stats?.overruns ?? NaN };
+  return { ...result, captured, complete, wrong, cpu, peakRss, ...(stats ? { stats } : {}) };
 }
 
-const without: StormResult[] = [];
-const withAgent: AgentRound[] = [];
-try {
-  for (let round = 0; round < ROUNDS; round++) {
-    without.push(runStorm(`storm${process.pid}r${round}a`));
-    withAgent.push(await runWithAgent(`storm${process.pid}r${round}b`));
-    process.stderr.write(`round ${round + 1}/${ROUNDS}: without ${rate(without[round]!).toFixed(0)} execs/s, with ${rate(withAgent[round]!).toFixed(0)} execs/s\n`);
+async function runForkstat(tag: string): Promise<ListenerRound> {
+  const out = join(outDir, `${tag}.forkstat`);
+  const listener = spawn('sh', ['-c', 'exec forkstat -e exec -l > "$0"', out], { stdio: 'ignore' });
+  await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').includes('Event'), 15_000);
+  const pid = listener.pid as number;
+  const before = threadTicks(pid);
+  const result = runStorm(tag);
+  await settled(out);
+  const cpu = cpuSplit(pid, before, threadTicks(pid));
+  const peakRss = peakRssBytes(pid);
+  listener.kill('SIGINT');
+  await exited(listener);
+  let captured = 0;
+  let complete = 0;
+  let wrong = 0;
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    // "HH:MM:SS exec  PID  <command line, or the comm when /proc was gone>"
+    const match = /^\S+\s+exec\s+(\d+)\s+(.*)$/.exec(line);
+    if (match === null) continue;
+    const markers = result.byPid.get(Number(match[1]));
+    if (markers === undefined) continue;
+    captured++;
+    const words = (match[2] ?? '').trim().split(/\s+/);
+    const argument = words.find((word) => word.startsWith(`${tag}-`));
+    if (argument === undefined) continue; // no command line: only the comm was printed
+    if (!markers.includes(argument) || words[0] !== program) wrong++;
+    else complete++;
   }
-} finally {
-  rmSync(work, { recursive: true, force: true });
-  rmSync(eventsDir, { recursive: true, force: true });
+  rmSync(out, { force: true });
+  return { ...result, captured, complete, wrong, cpu: { reader: cpu.main + cpu.reader + cpu.other, main: 0, other: 0 }, peakRss };
+}
+
+interface Latency {
+  samples: number[];
+  missed: number;
+  /** During a storm: the agent's JavaScript (main) thread CPU per storm exec, in seconds. */
+  mainPerExec?: number;
+}
+
+// The built-in rule's max_signals (100 alerts per rule interval): a fresh agent after this many shells.
+const SHELLS_PER_AGENT = 90;
+
+interface RunningAgent {
+  pid: number;
+  arrivals: Map<string, number>;
+  timestamps: Map<string, number>;
+  stop(): Promise<void>;
+}
+
+async function startRun(stateDir: string): Promise<RunningAgent> {
+  const agent = spawn(process.execPath, [CLI, 'run', '--format', 'json', '--log-format', 'json', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const arrivals = new Map<string, number>();
+  const timestamps = new Map<string, number>();
+  createInterface({ input: agent.stdout! }).on('line', (line) => {
+    const at = Date.now();
+    const alert = JSON.parse(line) as Alert;
+    const executable = alert.process.executable ?? '';
+    arrivals.set(executable, at);
+    timestamps.set(executable, Date.parse(alert['@timestamp']));
+  });
+  let stderr = '';
+  agent.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitFor(() => stderr.includes('execsentry running'), 30_000);
+  if (!stderr.includes('execsentry running')) throw new Error(`run did not start: ${stderr}`);
+  return {
+    pid: agent.pid as number,
+    arrivals,
+    timestamps,
+    stop: async () => {
+      agent.kill('SIGTERM');
+      await exited(agent);
+    },
+  };
+}
+
+/** `execsentry run` with the built-in rule; `shells` shells as daemon, or as many as a storm lasts. */
+async function alertLatency(shells: number, duringStorm: boolean): Promise<Latency> {
+  const name = duringStorm ? 'storm' : 'idle';
+  const shellDir = join(work, `shells-${name}`);
+  mkdirSync(shellDir, { mode: 0o755 });
+  let agent = await startRun(join(work, `state-${name}-0`));
+  let background: ChildProcess | undefined;
+  let stormDone = false;
+  let stormOutput = '';
+  let before: ReturnType<typeof threadTicks> | undefined;
+  if (duringStorm) {
+    before = threadTicks(agent.pid);
+    background = spawn(storm, stormArgs(`latency${process.pid}`, EXECS * 4), { stdio: ['ignore', 'pipe', 'ignore'] });
+    background.stdout!.on('data', (chunk: Buffer) => (stormOutput += chunk.toString()));
+    void exited(background).then(() => (stormDone = true));
+    await new Promise((r) => setTimeout(r, 200)); // the storm under way
+  }
+  const samples: number[] = [];
+  let missed = 0;
+  // During the storm one agent only, so that its CPU can be read across the whole storm.
+  for (let i = 0; duringStorm ? !stormDone && i < Math.min(shells, SHELLS_PER_AGENT) : i < shells; i++) {
+    if (i > 0 && i % SHELLS_PER_AGENT === 0) {
+      await agent.stop();
+      agent = await startRun(join(work, `state-${name}-${i}`));
+    }
+    const shell = join(shellDir, `sh-${i}`);
+    copyFileSync('/bin/bash', shell);
+    chmodSync(shell, 0o755);
+    // read waits on the terminal (no input) for 50 ms: the shell is alive while it is read.
+    const child = spawn('script', ['-qec', `runuser -u daemon -- ${shell} -c 'read -t 0.05 v'`, '/dev/null'], { stdio: 'ignore' });
+    await exited(child);
+    await waitFor(() => agent.arrivals.has(shell), 2_000);
+    const arrived = agent.arrivals.get(shell);
+    const at = agent.timestamps.get(shell);
+    if (arrived === undefined || at === undefined) missed++;
+    else samples.push(arrived - at);
+  }
+  let mainPerExec: number | undefined;
+  if (background !== undefined && before !== undefined) {
+    await exited(background);
+    await new Promise((r) => setTimeout(r, 1_000)); // the agent catches up
+    mainPerExec = cpuSplit(agent.pid, before, threadTicks(agent.pid)).main / Number(stormOutput.trim().split(' ')[0]);
+  }
+  await agent.stop();
+  return { samples, missed, ...(mainPerExec !== undefined ? { mainPerExec } : {}) };
 }
 
 function rate(result: StormResult): number {
   return result.execs / result.seconds;
 }
 
-const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-const generated = sum(withAgent.map((r) => r.execs));
-const captured = sum(withAgent.map((r) => r.captured));
-const partial = sum(withAgent.map((r) => r.partial));
-const wrong = sum(withAgent.map((r) => r.wrong));
-const rateWithout = sum(without.map((r) => r.execs)) / sum(without.map((r) => r.seconds));
-const rateWith = generated / sum(withAgent.map((r) => r.seconds));
-const cpuPerEvent = (sum(withAgent.map((r) => r.cpuSeconds)) * 1e6) / sum(withAgent.map((r) => r.eventsInWindow));
-const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(2)} %`;
+const without: StormResult[] = [];
+const withAgent: ListenerRound[] = [];
+const withForkstat: ListenerRound[] = [];
+let idle: Latency;
+let busy: Latency;
+try {
+  for (let round = 0; round < ROUNDS; round++) {
+    const tag = `s${process.pid}r${round}`;
+    // Each round in another order, so that no mode always runs first (or right after another).
+    const modes = [
+      async () => void without.push(runStorm(`${tag}n`)),
+      async () => void withAgent.push(await runExecsentry(`${tag}e`)),
+      async () => void withForkstat.push(await runForkstat(`${tag}f`)),
+    ];
+    for (let i = 0; i < modes.length; i++) await modes[(i + round) % modes.length]!();
+    process.stderr.write(
+      `round ${round + 1}/${ROUNDS}: no listener ${rate(without[round]!).toFixed(0)} execs/s, execsentry ${rate(withAgent[round]!).toFixed(0)}, forkstat ${rate(withForkstat[round]!).toFixed(0)}\n`,
+    );
+  }
+  idle = await alertLatency(SHELLS, false);
+  busy = await alertLatency(SHELLS, true);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(outDir, { recursive: true, force: true });
+}
 
-const rows: [string, string][] = [
-  ['rounds (alternating, each)', `${ROUNDS} × ${ROUND_MS / 1000} s without + ${ROUNDS} × ${ROUND_MS / 1000} s with, ${WORKERS} workers`],
-  ['execs generated (agent rounds)', String(generated)],
-  ['exec events captured', String(captured)],
-  ['captured', pct(captured, generated)],
-  ['storm throughput without agent', `${rateWithout.toFixed(0)} execs/s`],
-  ['storm throughput with agent', `${rateWith.toFixed(0)} execs/s`],
-  ['throughput retained', pct(rateWith, rateWithout)],
-  ['agent CPU per event', `${cpuPerEvent.toFixed(1)} µs`],
-  ['agent peak RSS', `${(Math.max(...withAgent.map((r) => r.peakRss)) / 1024 / 1024).toFixed(1)} MiB`],
-  ['events with partial enrichment', `${partial} (${pct(partial, Math.max(captured, 1))})`],
-  ['events carrying another process\'s data', String(wrong)],
-  ['kernel records lost (sequence gaps) / overruns', `${sum(withAgent.map((r) => r.lost))} / ${sum(withAgent.map((r) => r.overruns))}`],
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(2)} %`;
+const rateOf = (rounds: StormResult[]) => sum(rounds.map((r) => r.execs)) / sum(rounds.map((r) => r.seconds));
+const baseline = rateOf(without);
+
+function column(rounds: ListenerRound[], js: boolean): string[] {
+  const generated = sum(rounds.map((r) => r.execs));
+  const captured = sum(rounds.map((r) => r.captured));
+  const complete = sum(rounds.map((r) => r.complete));
+  const perExec = (seconds: number) => `${((seconds * 1e6) / generated).toFixed(1)} µs`;
+  const stat = (key: string) => sum(rounds.map((r) => r.stats?.[key] ?? 0));
+  return [
+    `${rateOf(rounds).toFixed(0)} execs/s`,
+    pct(rateOf(rounds), baseline),
+    `${captured} / ${generated} (${pct(captured, generated)})`,
+    `${complete} (${pct(complete, generated)})`,
+    String(sum(rounds.map((r) => r.wrong))),
+    perExec(sum(rounds.map((r) => r.cpu.reader))),
+    js ? perExec(sum(rounds.map((r) => r.cpu.main))) : '—',
+    js ? perExec(sum(rounds.map((r) => r.cpu.other))) : '—',
+    `${(Math.max(...rounds.map((r) => r.peakRss)) / 1024 / 1024).toFixed(1)} MiB`,
+    js ? `${stat('partial')} / ${stat('exitedBeforeSnapshot')}` : '—',
+    js ? `${stat('lost')} / ${stat('overruns')}` : '—',
+    js && rounds.some((r) => r.stats?.['readerWakeups'] !== undefined) ? (stat('readerWakeups') / generated).toFixed(2) : '—',
+  ];
+}
+
+function percentiles({ samples, missed }: Latency): string {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+  return `${at(0.5)} / ${at(0.99)} / ${sorted.at(-1) ?? NaN} ms (${sorted.length} shells${missed > 0 ? `, ${missed} without alert` : ''})`;
+}
+
+const labels = [
+  'storm throughput',
+  'throughput kept',
+  'storm execs captured',
+  'with executable and args',
+  'wrong attributions',
+  'reader CPU per exec',
+  'JavaScript thread CPU per exec',
+  'other threads CPU per exec',
+  'peak RSS',
+  'partial / exited before snapshot',
+  'records lost / overruns',
+  'reader wake-ups per exec',
 ];
-process.stdout.write('| measure | value |\n|---|---|\n');
-for (const [name, value] of rows) process.stdout.write(`| ${name} | ${value} |\n`);
+const agentColumn = column(withAgent, true);
+const forkstatColumn = column(withForkstat, false);
+process.stdout.write(`${ROUNDS} alternating rounds × ${WORKERS} workers × ${EXECS} execs (vfork + exec of a copy of /bin/true)\n\n`);
+process.stdout.write('| measure | no listener | execsentry | forkstat -e exec |\n|---|---|---|---|\n');
+process.stdout.write(`| storm throughput | ${baseline.toFixed(0)} execs/s | ${agentColumn[0]} | ${forkstatColumn[0]} |\n`);
+for (let i = 1; i < labels.length; i++) process.stdout.write(`| ${labels[i]} | | ${agentColumn[i]} | ${forkstatColumn[i]} |\n`);
+process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} | |\n`);
+process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, during a storm | | ${percentiles(busy)} | |\n`);
+process.stdout.write(`| \`run\` (built-in rule) JavaScript thread CPU per storm exec | | ${((busy.mainPerExec ?? NaN) * 1e6).toFixed(1)} µs | |\n`);

@@ -1,29 +1,47 @@
 // The kernel's netlink process connector, read on a dedicated thread.
 //
-// new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot? }, onBatch) subscribes (socket, bind to
-// CN_IDX_PROC, PROC_CN_MCAST_LISTEN) synchronously, so a missing privilege or a kernel without the connector
-// throws at once with errno's code. The reader thread then drains the socket, decodes exec/fork/exit/id
-// records, snapshots /proc/<pid> of every exec'd process before it can exit (procfs.cc) and hands batches to
-// JavaScript through a thread-safe function. stop() unsubscribes, wakes the thread through an eventfd and
-// joins it; it is idempotent and also runs from an environment cleanup hook, so worker threads and process
-// exit are safe.
+// new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel? }, onBatch) subscribes
+// synchronously, so a missing privilege or a kernel without the connector throws at once with errno's code.
+// The reader thread then decodes exec/fork/exit/id records, snapshots /proc/<pid> of every exec'd process
+// before it can exit (procfs.cc) and hands batches to JavaScript through a thread-safe function. stop()
+// unsubscribes, wakes the thread through an eventfd and joins it; it is idempotent and also runs from an
+// environment cleanup hook, so worker threads and process exit are safe.
 //
-// Loss is counted, never hidden: ENOBUFS from recv() (the receive queue overflowed: an overrun) and gaps in
-// the connector's sequence numbers, which the kernel counts per CPU (proc_event.cpu says which).
+// Two ways to listen (drivers/connector/cn_proc.c):
+// - Linux 6.6+ (struct proc_input: a listener names the event types it wants, cn_filter drops the rest):
+//   one socket takes every record, unfiltered, and is not polled; a second socket takes exec records only
+//   and is the reader's doorbell. Each exec wakes the reader once; it empties the doorbell, then drains the
+//   full socket, so fork and exit records are read in passing (or by a 50 ms timer when no exec comes),
+//   never one wake-up each. Loss accounting stays exact on the full socket.
+// - Older kernels ignore a proc_input request (cn_proc_mcast_ctl returned unless len == sizeof(op)): one
+//   socket as before, with a classic BPF filter that drops thread fork/exit records before they wake us.
+//
+// Loss is counted, never hidden: ENOBUFS from recv (the receive queue overflowed: an overrun) and gaps in
+// the connector's sequence numbers, which send_msg() numbers per CPU before any filtering (proc_event.cpu
+// says which CPU). Behind the BPF filter every dropped thread record leaves a gap too, so there only the
+// gaps that span an overrun are counted.
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
+#include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,36 +69,50 @@ enum RecordKind : uint32_t {
   kReadError = 8,   // recv() failed for good; the reader thread has ended
 };
 
+// The event-type filter of Linux 6.6 (include/uapi/linux/cn_proc.h), spelled out for older headers.
+struct ProcInput {
+  uint32_t mcastOp;    // enum proc_cn_mcast_op
+  uint32_t eventType;  // enum proc_cn_event bitmask
+};
+constexpr uint32_t kProcEventExec = 0x00000002;
+
 constexpr size_t kMaxBatchRecords = 256;
-// Records wait at most this long for company before going to JavaScript: fewer, larger batches cost the
-// JS thread less per event. The /proc snapshots are not delayed by it.
-constexpr uint64_t kBatchWindowMs = 5;
+// A batch is converted into JavaScript objects in one go on the JS thread: with 64 KiB command lines, 256
+// of them would hold its event loop for hundreds of milliseconds, so argv bytes bound a batch too.
+constexpr size_t kMaxBatchArgvBytes = 512 * 1024;
+// Without an exec to wake the reader, fork/exit records wait at most this long in the full socket.
+constexpr int kDrainIntervalMs = 50;
 constexpr int kReaderNice = -10;
+// Hand-overs to JavaScript at most this close together (records arriving sooner wait for the next one).
+constexpr uint64_t kCoalesceNs = 1000000;
 // Batches handed to JavaScript and not yet processed. Beyond it the thread stops reading, so a stalled
 // JavaScript thread costs the kernel's bounded socket buffer (and counted overruns), not unbounded memory.
 constexpr int kMaxPendingBatches = 64;
+constexpr unsigned kReceiveVector = 64;
+constexpr size_t kMessageBytes = 1024;  // a connector record is ~100 bytes
 
 struct Record {
   explicit Record(RecordKind recordKind) : kind(recordKind) {}
+  // Only what JavaScript uses: every property handed over costs the JS thread.
   RecordKind kind;
-  uint32_t cpu = 0;
-  uint64_t timeNs = 0;      // CLOCK_MONOTONIC, as the kernel stamped it
+  uint64_t timeNs = 0;      // exec: CLOCK_MONOTONIC, as the kernel stamped it
   int32_t pid = 0;          // process (thread group) concerned; the child for fork
-  int32_t parentPid = 0;    // fork: the forking process; exit: the parent
-  uint32_t first = 0;       // uid/gid change: real id; exit: exit code; subscribed/read error: errno
-  uint32_t second = 0;      // uid/gid change: effective id; exit: signal
+  int32_t parentPid = 0;    // fork: the forking process
+  uint32_t value = 0;       // uid/gid change: the new effective id; subscribed/read error: errno
+  uint64_t startTicks = 0;  // fork: the child's start time in /proc's clock ticks, from the record's time
   std::optional<Snapshot> snapshot;
 };
 
 struct Batch {
   std::vector<Record> records;
+  size_t argvBytes = 0;  // of the snapshots: what converting them into JavaScript strings costs
 };
 
 // Counters shared by the reader thread (writer) and JavaScript (stats()); outlives both through shared_ptr.
 struct Shared {
   std::atomic<uint64_t> received{0}, execs{0}, forks{0}, exits{0}, threadEvents{0}, idChanges{0};
-  std::atomic<uint64_t> overruns{0}, seqGaps{0}, partial{0}, pidReused{0}, superseded{0};
-  std::atomic<uint64_t> batches{0}, backpressureWaits{0};
+  std::atomic<uint64_t> overruns{0}, seqGaps{0}, partial{0}, exited{0}, denied{0}, pidReused{0}, superseded{0};
+  std::atomic<uint64_t> batches{0}, backpressureWaits{0}, wakeups{0};
   std::atomic<int> pendingBatches{0};
   std::atomic<uint64_t> socketBufferBytes{0};
 };
@@ -106,17 +138,60 @@ uint64_t ClockNs(clockid_t clock) {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// Linux 6.6 brought per-listener event filters (drivers/connector/cn_proc.c cn_filter).
+bool KernelFiltersEvents() {
+  struct utsname name;
+  if (uname(&name) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(name.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 6);
+}
+
+// Classic BPF over one connector message (nlmsghdr, cn_msg, proc_event): drops fork and exit records of
+// threads (pid != tgid), keeps everything else. BPF_ABS loads are big-endian, the fields host-endian:
+// constants are compared as htonl() shows them, two fields with each other as they are.
+std::vector<struct sock_filter> ThreadRecordFilter() {
+  constexpr uint32_t event = NLMSG_LENGTH(0) + offsetof(struct cn_msg, data);
+  constexpr uint32_t what = event + offsetof(struct proc_event, what);
+  constexpr uint32_t childPid = event + offsetof(struct proc_event, event_data.fork.child_pid);
+  constexpr uint32_t childTgid = event + offsetof(struct proc_event, event_data.fork.child_tgid);
+  constexpr uint32_t exitPid = event + offsetof(struct proc_event, event_data.exit.process_pid);
+  constexpr uint32_t exitTgid = event + offsetof(struct proc_event, event_data.exit.process_tgid);
+  return {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, what),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(proc_event::PROC_EVENT_FORK), 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(proc_event::PROC_EVENT_EXIT), 5, 0),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+      // fork: child_pid == child_tgid?
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, childPid),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, childTgid),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, 4, 5),
+      // exit: process_pid == process_tgid?
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, exitPid),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, exitTgid),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+}
+
+// What the reader thread got from the scheduler, for the start-up log.
+enum class Priority { kRealtime, kNice, kNormal };
+
 class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "ProcessConnector",
-                       {InstanceMethod<&ProcessConnector::Stop>("stop"), InstanceMethod<&ProcessConnector::Stats>("stats")});
+                       {InstanceMethod<&ProcessConnector::Stop>("stop"), InstanceMethod<&ProcessConnector::Stats>("stats"),
+                        InstanceMethod<&ProcessConnector::Reader>("reader")});
   }
 
   explicit ProcessConnector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessConnector>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
-      throw Napi::TypeError::New(env, "new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot? }, onBatch)");
+      throw Napi::TypeError::New(env, "new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel? }, onBatch)");
     }
     Napi::Object options = info[0].As<Napi::Object>();
     const auto number = [&](const char* key, double fallback) {
@@ -127,15 +202,24 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     const double maxArgs = number("maxArgsBytes", 64 * 1024);
     maxArgsBytes_ = maxArgs > 0 ? static_cast<size_t>(maxArgs) : 0;
     if (options.Get("procRoot").IsString()) procRoot_ = options.Get("procRoot").As<Napi::String>().Utf8Value();
+    legacyKernel_ = options.Get("legacyKernel").ToBoolean().Value();
+    filtered_ = !legacyKernel_ && KernelFiltersEvents();
+    idsFromStatus_ = legacyKernel_ || !PidfdInfoSupported();
 
-    Subscribe(env, bufferBytes > 0 ? static_cast<int>(std::min(bufferBytes, 1024.0 * 1024 * 1024)) : 0);
     shared_ = std::make_shared<Shared>();
+    Subscribe(env, bufferBytes > 0 ? static_cast<int>(std::min(bufferBytes, 1024.0 * 1024 * 1024)) : 0);
     shared_->socketBufferBytes = socketBufferBytes_;
     batches_ = BatchFunction::New(env, info[1].As<Napi::Function>(), "execsentry.processConnector", 0, 1,
                                   new SharedPtr(shared_), [](Napi::Env, void*, SharedPtr* context) { delete context; });
     napi_add_env_cleanup_hook(env, &ProcessConnector::OnEnvCleanup, this);
     cleanupHookEnv_ = env;
-    reader_ = std::thread([this] { Run(); });
+    std::promise<Priority> priority;
+    std::future<Priority> got = priority.get_future();
+    reader_ = std::thread([this, &priority] {
+      priority.set_value(RaisePriority());
+      Run();
+    });
+    priority_ = got.get();
   }
 
   ~ProcessConnector() override {
@@ -144,56 +228,68 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   }
 
  private:
-  void Subscribe(Napi::Env env, int bufferBytes) {
-    socket_ = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
-    if (socket_ < 0) ThrowErrno(env, "socket(NETLINK_CONNECTOR)", errno);
+  int OpenSocket(Napi::Env env, int bufferBytes) {
+    int fd = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR);
+    if (fd < 0) ThrowErrno(env, "socket(NETLINK_CONNECTOR)", errno);
+    sockets_.push_back(fd);
     // SO_RCVBUFFORCE passes net.core.rmem_max (needs CAP_NET_ADMIN, which subscribing needs anyway);
-    // SO_RCVBUF is the fallback, capped by rmem_max. What we got is reported in stats().
-    if (bufferBytes > 0 && setsockopt(socket_, SOL_SOCKET, SO_RCVBUFFORCE, &bufferBytes, sizeof bufferBytes) != 0) {
-      setsockopt(socket_, SOL_SOCKET, SO_RCVBUF, &bufferBytes, sizeof bufferBytes);
+    // SO_RCVBUF is the fallback, capped by rmem_max.
+    if (bufferBytes > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufferBytes, sizeof bufferBytes) != 0) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferBytes, sizeof bufferBytes);
     }
-    int actual = 0;
-    socklen_t length = sizeof actual;
-    if (getsockopt(socket_, SOL_SOCKET, SO_RCVBUF, &actual, &length) == 0) socketBufferBytes_ = static_cast<uint64_t>(actual);
-
     struct sockaddr_nl address;
     std::memset(&address, 0, sizeof address);
     address.nl_family = AF_NETLINK;
     address.nl_groups = CN_IDX_PROC;
     address.nl_pid = 0;  // the kernel picks a unique port id (several connectors may live in one process)
-    if (bind(socket_, reinterpret_cast<struct sockaddr*>(&address), sizeof address) != 0) {
-      int error = errno;
-      CloseFds();
-      ThrowErrno(env, "bind(CN_IDX_PROC)", error);
-    }
-    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wakeFd_ < 0) {
-      int error = errno;
-      CloseFds();
-      ThrowErrno(env, "eventfd", error);
-    }
-    if (!SendMulticastOp(PROC_CN_MCAST_LISTEN)) {
-      int error = errno;
-      CloseFds();
-      ThrowErrno(env, "send(PROC_CN_MCAST_LISTEN)", error);
-    }
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&address), sizeof address) != 0) Fail(env, "bind(CN_IDX_PROC)");
+    return fd;
   }
 
-  bool SendMulticastOp(enum proc_cn_mcast_op op) {
-    alignas(struct nlmsghdr) char buffer[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op))];
+  [[noreturn]] void Fail(Napi::Env env, const char* what) {
+    int error = errno;
+    for (int fd : sockets_) SendMulticastOp(fd, PROC_CN_MCAST_IGNORE, 0);
+    CloseFds();
+    ThrowErrno(env, what, error);
+  }
+
+  void Subscribe(Napi::Env env, int bufferBytes) {
+    records_ = OpenSocket(env, bufferBytes);
+    int actual = 0;
+    socklen_t length = sizeof actual;
+    if (getsockopt(records_, SOL_SOCKET, SO_RCVBUF, &actual, &length) == 0) socketBufferBytes_ = static_cast<uint64_t>(actual);
+    if (filtered_) {
+      // The doorbell only says "an exec is waiting": a small buffer is enough (overflowing it loses nothing).
+      doorbell_ = OpenSocket(env, 256 * 1024);
+    } else {
+      std::vector<struct sock_filter> code = ThreadRecordFilter();
+      struct sock_fprog program = {static_cast<unsigned short>(code.size()), code.data()};
+      if (setsockopt(records_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0) Fail(env, "setsockopt(SO_ATTACH_FILTER)");
+    }
+    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd_ < 0) Fail(env, "eventfd");
+    if (!SendMulticastOp(records_, PROC_CN_MCAST_LISTEN, 0)) Fail(env, "send(PROC_CN_MCAST_LISTEN)");
+    if (filtered_ && !SendMulticastOp(doorbell_, PROC_CN_MCAST_LISTEN, kProcEventExec)) Fail(env, "send(PROC_CN_MCAST_LISTEN)");
+  }
+
+  // eventTypes 0: the plain request every kernel understands (all events); otherwise a 6.6 proc_input.
+  static bool SendMulticastOp(int fd, enum proc_cn_mcast_op op, uint32_t eventTypes) {
+    const ProcInput input = {static_cast<uint32_t>(op), eventTypes};
+    const size_t payload = eventTypes == 0 ? sizeof(uint32_t) : sizeof input;
+    alignas(struct nlmsghdr) char buffer[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof(ProcInput))];
     std::memset(buffer, 0, sizeof buffer);
     auto* header = reinterpret_cast<struct nlmsghdr*>(buffer);
-    header->nlmsg_len = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof op);
+    header->nlmsg_len = NLMSG_LENGTH(sizeof(struct cn_msg) + payload);
     header->nlmsg_type = NLMSG_DONE;
     header->nlmsg_pid = 0;
     auto* message = static_cast<struct cn_msg*>(NLMSG_DATA(header));
     message->id.idx = CN_IDX_PROC;
     message->id.val = CN_VAL_PROC;
     message->ack = 0;
-    message->len = sizeof op;
-    std::memcpy(message->data, &op, sizeof op);
+    message->len = static_cast<uint16_t>(payload);
+    std::memcpy(message->data, &input, payload);
     for (;;) {
-      if (send(socket_, buffer, header->nlmsg_len, 0) >= 0) return true;
+      if (send(fd, buffer, header->nlmsg_len, 0) >= 0) return true;
       if (errno != EINTR) return false;
     }
   }
@@ -220,15 +316,16 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       }
     }
     if (reader_.joinable()) reader_.join();
-    if (socket_ >= 0) SendMulticastOp(PROC_CN_MCAST_IGNORE);
+    for (int fd : sockets_) SendMulticastOp(fd, PROC_CN_MCAST_IGNORE, 0);
     CloseFds();
     batches_.Release();
   }
 
   void CloseFds() {
-    if (socket_ >= 0) close(socket_);
+    for (int fd : sockets_) close(fd);
+    sockets_.clear();
     if (wakeFd_ >= 0) close(wakeFd_);
-    socket_ = wakeFd_ = -1;
+    records_ = doorbell_ = wakeFd_ = -1;
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -245,91 +342,170 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     put("overruns", s.overruns);
     put("seqGaps", s.seqGaps);
     put("partial", s.partial);
+    put("exitedBeforeSnapshot", s.exited);
+    put("denied", s.denied);
     put("pidReused", s.pidReused);
     put("superseded", s.superseded);
     put("batches", s.batches);
     put("backpressureWaits", s.backpressureWaits);
+    put("wakeups", s.wakeups);
     put("socketBufferBytes", s.socketBufferBytes);
+    return out;
+  }
+
+  // How the reader runs: { priority, subscription, ids }, for the start-up log.
+  Napi::Value Reader(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("priority", priority_ == Priority::kRealtime ? "SCHED_FIFO 1" : priority_ == Priority::kNice ? "nice -10" : "normal");
+    out.Set("subscription", filtered_ ? "exec doorbell + unfiltered records (Linux 6.6+ event filter)" : "one socket, BPF filter on thread records");
+    out.Set("ids", idsFromStatus_ ? "/proc/PID/status" : "PIDFD_GET_INFO + capget");
     return out;
   }
 
   // --- reader thread ---
 
+  // A short-lived process must still be there when its exec record is read: the reader runs ahead of
+  // ordinary work. The lowest real-time priority when allowed (CAP_SYS_NICE, or RLIMIT_RTPRIO >= 1:
+  // kernel/sched/syscalls.c), else nice -10 (CAP_SYS_NICE or RLIMIT_NICE), else as it is. It cannot starve
+  // the host: it blocks in poll() between execs, and the kernel throttles real-time threads beyond
+  // sched_rt_runtime_us (95 % of each second by default).
+  static Priority RaisePriority() {
+    pthread_setname_np(pthread_self(), "execsentry-read");
+    struct sched_param param;
+    std::memset(&param, 0, sizeof param);
+    param.sched_priority = sched_get_priority_min(SCHED_FIFO);
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO | SCHED_RESET_ON_FORK, &param) == 0) return Priority::kRealtime;
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kReaderNice) == 0) return Priority::kNice;
+    return Priority::kNormal;
+  }
+
   void Run() {
-    // A short-lived process must still be there when its exec record is read: run ahead of ordinary
-    // work (the nice value of this thread only; needs CAP_SYS_NICE, silently skipped without it).
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kReaderNice);
-    std::vector<char> buffer(256 * 1024);
-    auto batch = std::make_unique<Batch>();
-    size_t snapshotted = 0;          // records of `batch` already snapshotted
-    uint64_t batchStartedNs = 0;     // when its first record was read
-    bool failed = false;
-    while (!failed) {
-      if (shared_->pendingBatches.load() >= kMaxPendingBatches) {
-        shared_->backpressureWaits++;
-        struct pollfd wake = {wakeFd_, POLLIN, 0};
-        if (poll(&wake, 1, 2) > 0) break;
-        continue;
+    receive_.assign(kReceiveVector * kMessageBytes, 0);
+    batch_ = std::make_unique<Batch>();
+    bool recordsMayWait = true;  // the full socket may hold records no doorbell announced (filtered mode)
+    while (!failed_) {
+      const bool holding = !batch_->records.empty();
+      struct pollfd set[3] = {{wakeFd_, POLLIN, 0}, {filtered_ ? doorbell_ : records_, POLLIN, 0}, {records_, POLLIN, 0}};
+      // Idle (filtered mode): the first record of any kind wakes us; otherwise the drain timer does.
+      const nfds_t count = filtered_ && !recordsMayWait ? 3 : 2;
+      int64_t timeoutNs = filtered_ && recordsMayWait ? kDrainIntervalMs * 1000000LL : -1;
+      if (holding) {
+        // Held records go at the end of the coalescing window, or, while JavaScript is still busy, at the
+        // first check (every kCoalesceNs) that finds it done.
+        int64_t left = static_cast<int64_t>(lastHandOverNs_ + kCoalesceNs) - static_cast<int64_t>(ClockNs(CLOCK_MONOTONIC));
+        if (left <= 0) left = kCoalesceNs;
+        timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
       }
-      int timeoutMs = -1;
-      if (!batch->records.empty()) {
-        const uint64_t waitedMs = (ClockNs(CLOCK_MONOTONIC) - batchStartedNs) / 1000000;
-        timeoutMs = waitedMs >= kBatchWindowMs ? 0 : static_cast<int>(kBatchWindowMs - waitedMs);
-      }
-      struct pollfd fds[2] = {{socket_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      int ready = poll(fds, 2, timeoutMs);
+      struct timespec timeout = {static_cast<time_t>(timeoutNs / 1000000000LL), static_cast<long>(timeoutNs % 1000000000LL)};
+      int ready = ppoll(set, count, timeoutNs < 0 ? nullptr : &timeout, nullptr);
       if (ready < 0) {
         if (errno == EINTR) continue;
         break;
       }
-      if (fds[1].revents != 0) break;
-      // Drain what is queued before snapshotting: a later record in the same batch can show that an
-      // earlier exec's /proc view would belong to someone else.
-      while (fds[0].revents != 0 && batch->records.size() < kMaxBatchRecords) {
-        ssize_t n = recv(socket_, buffer.data(), buffer.size(), MSG_DONTWAIT);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          if (errno == ENOBUFS) {
-            shared_->overruns++;
-            Record overrun{kOverrun};
-            overrun.timeNs = ClockNs(CLOCK_MONOTONIC);
-            batch->records.push_back(std::move(overrun));
-            continue;
-          }
-          Record error{kReadError};
-          error.first = static_cast<uint32_t>(errno);
-          batch->records.push_back(std::move(error));
-          failed = true;
-          break;
+      shared_->wakeups++;
+      if (set[0].revents != 0) break;
+      const bool doorbell = set[1].revents != 0;
+      if (filtered_) {
+        if (doorbell) Drain(doorbell_, false);
+        // Every exec in the doorbell is in the full socket already (one netlink_broadcast delivers both).
+        if (doorbell || (count == 3 && set[2].revents != 0) || (ready == 0 && recordsMayWait)) recordsMayWait = Drain(records_, true) > 0;
+      } else if (doorbell) {
+        Drain(records_, true);
+      }
+      // At once when JavaScript has nothing pending and has not just been handed a batch; in a storm the
+      // records of up to kCoalesceNs share one hand-over, which costs the JS thread more than its records.
+      const bool idle = shared_->pendingBatches.load() == 0 && ClockNs(CLOCK_MONOTONIC) - lastHandOverNs_ >= kCoalesceNs;
+      const bool full = batch_->records.size() >= kMaxBatchRecords || batch_->argvBytes >= kMaxBatchArgvBytes;
+      if (!batch_->records.empty() && (idle || full)) HandOver();
+    }
+    if (!batch_->records.empty()) HandOver();
+  }
+
+  // Reads what fd holds (decoding it when `decode`, else discarding it) into batch_, snapshotting execs as
+  // soon as what is queued has been read; returns the number of records decoded.
+  size_t Drain(int fd, bool decode) {
+    struct mmsghdr messages[kReceiveVector];
+    struct iovec vectors[kReceiveVector];
+    size_t decoded = 0;
+    size_t snapshotted = batch_->records.size();
+    for (;;) {
+      for (unsigned i = 0; i < kReceiveVector; i++) {
+        vectors[i] = {receive_.data() + i * kMessageBytes, kMessageBytes};
+        std::memset(&messages[i], 0, sizeof messages[i]);
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+      }
+      int n = recvmmsg(fd, messages, kReceiveVector, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == ENOBUFS) {
+          if (!decode) continue;  // the doorbell overflowed: the full socket still has every record
+          shared_->overruns++;
+          overrunSeen_ = true;
+          batch_->records.emplace_back(kOverrun);
+          continue;
         }
-        Decode(buffer.data(), static_cast<size_t>(n), batch.get());
-      }
-      if (batch->records.size() > snapshotted) {
-        // Snapshots are taken at once; only the hand-over to JavaScript waits for the batch to fill.
-        TakeSnapshots(batch.get(), snapshotted);
-        snapshotted = batch->records.size();
-        if (batchStartedNs == 0) batchStartedNs = ClockNs(CLOCK_MONOTONIC);
-      }
-      if (batch->records.empty()) continue;
-      const bool due = failed || batch->records.size() >= kMaxBatchRecords ||
-                       ClockNs(CLOCK_MONOTONIC) - batchStartedNs >= kBatchWindowMs * 1000000;
-      if (!due) continue;
-      shared_->batches++;
-      shared_->pendingBatches++;
-      if (batches_.NonBlockingCall(batch.get()) == napi_ok) {
-        batch.release();
-      } else {
-        shared_->pendingBatches--;  // the function is closing: we are stopping
+        Record error{kReadError};
+        error.value = static_cast<uint32_t>(errno);
+        batch_->records.push_back(std::move(error));
+        failed_ = true;
         break;
       }
-      batch = std::make_unique<Batch>();
-      snapshotted = 0;
-      batchStartedNs = 0;
+      if (decode) {
+        const size_t before = batch_->records.size();
+        for (int i = 0; i < n; i++) Decode(receive_.data() + i * kMessageBytes, messages[i].msg_len);
+        decoded += batch_->records.size() - before;
+      }
+      if (static_cast<unsigned>(n) < kReceiveVector) break;
+    }
+    // Snapshots wait for the whole queue (bounded by the socket buffer): a later record can show that an
+    // earlier exec's /proc view would belong to someone else.
+    if (batch_->records.size() > snapshotted) TakeSnapshots(snapshotted);
+    return decoded;
+  }
+
+  // Hands what batch_ holds to JavaScript, in batches of at most kMaxBatchRecords records and
+  // kMaxBatchArgvBytes of argv, waiting (in poll, stoppable) while too many are still unprocessed.
+  void HandOver() {
+    std::unique_ptr<Batch> held = std::move(batch_);
+    batch_ = std::make_unique<Batch>();
+    size_t next = 0;
+    while (next < held->records.size() && !failed_) {
+      auto part = std::make_unique<Batch>();
+      for (; next < held->records.size() && part->records.size() < kMaxBatchRecords && part->argvBytes < kMaxBatchArgvBytes; next++) {
+        Record& record = held->records[next];
+        if (record.snapshot && record.snapshot->args) part->argvBytes += ArgvBytes(*record.snapshot->args);
+        part->records.push_back(std::move(record));
+      }
+      while (shared_->pendingBatches.load() >= kMaxPendingBatches) {
+        shared_->backpressureWaits++;
+        struct pollfd wake = {wakeFd_, POLLIN, 0};
+        if (poll(&wake, 1, 2) > 0) {
+          failed_ = true;  // stopping: the records are dropped with the thread
+          return;
+        }
+      }
+      lastHandOverNs_ = ClockNs(CLOCK_MONOTONIC);
+      shared_->batches++;
+      shared_->pendingBatches++;
+      if (batches_.NonBlockingCall(part.get()) == napi_ok) {
+        part.release();
+      } else {
+        shared_->pendingBatches--;  // the function is closing: we are stopping
+        failed_ = true;
+      }
     }
   }
 
-  void Decode(const char* data, size_t size, Batch* batch) {
+  static size_t ArgvBytes(const DecodedArgs& args) {
+    size_t bytes = 0;
+    for (const std::string& arg : args.args) bytes += arg.size() + 16;  // + a JS string's own cost, roughly
+    return bytes;
+  }
+
+  void Decode(const char* data, size_t size) {
     size_t remaining = size;
     for (auto* header = reinterpret_cast<const struct nlmsghdr*>(data); NLMSG_OK(header, remaining);
          header = NLMSG_NEXT(header, remaining)) {
@@ -350,14 +526,13 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
         if (!ackSeen_ && message->ack == 1) {
           ackSeen_ = true;
           Record subscribed{kSubscribed};
-          subscribed.first = event.event_data.ack.err;
-          batch->records.push_back(std::move(subscribed));
+          subscribed.value = event.event_data.ack.err;
+          batch_->records.push_back(std::move(subscribed));
         }
         continue;
       }
       shared_->received++;
       Record record{kExec};
-      record.cpu = event.cpu;
       record.timeNs = event.timestamp_ns;
       switch (event.what) {
         case proc_event::PROC_EVENT_EXEC:
@@ -382,9 +557,6 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
           shared_->exits++;
           record.kind = kExit;
           record.pid = event.event_data.exit.process_tgid;
-          record.parentPid = event.event_data.exit.parent_tgid;
-          record.first = event.event_data.exit.exit_code;
-          record.second = event.event_data.exit.exit_signal;
           break;
         case proc_event::PROC_EVENT_UID:
         case proc_event::PROC_EVENT_GID:
@@ -395,36 +567,47 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
           shared_->idChanges++;
           record.kind = event.what == proc_event::PROC_EVENT_UID ? kUidChange : kGidChange;
           record.pid = event.event_data.id.process_tgid;
-          record.first = event.event_data.id.r.ruid;
-          record.second = event.event_data.id.e.euid;
+          record.value = event.event_data.id.e.euid;  // the same union slot as egid for a gid change
           break;
         default:
           continue;  // sid, ptrace, comm, coredump: nothing the sensor uses
       }
-      batch->records.push_back(std::move(record));
+      batch_->records.push_back(std::move(record));
     }
   }
 
-  // The kernel numbers proc events per CPU; a jump means events we never received.
+  // The kernel numbers proc events per CPU; a jump means events we never received. Behind the BPF filter
+  // (older kernels) dropped thread records are jumps too: only a jump across an overrun counts there.
   void TrackSequence(uint32_t cpu, uint32_t seq) {
-    if (cpu >= lastSeq_.size()) lastSeq_.resize(cpu + 1);
+    if (cpu >= lastSeq_.size()) {
+      lastSeq_.resize(cpu + 1);
+      overrunPending_.resize(cpu + 1, false);
+    }
+    if (overrunSeen_) {
+      overrunSeen_ = false;
+      overrunPending_.assign(overrunPending_.size(), true);
+    }
     std::optional<uint32_t>& last = lastSeq_[cpu];
-    if (last && seq != static_cast<uint32_t>(*last + 1)) {
+    if (last && seq != static_cast<uint32_t>(*last + 1) && (filtered_ || overrunPending_[cpu])) {
       uint32_t missed = seq - *last - 1;  // modulo 2^32; a reordering shows as a huge jump, so cap it
       if (missed < 0x80000000u) shared_->seqGaps += missed;
     }
+    overrunPending_[cpu] = false;
     last = seq;
   }
 
-  // /proc snapshots: full for execs, start time only for forks (the child's identity: pid + start time).
-  void TakeSnapshots(Batch* batch, size_t from) {
+  // /proc snapshots of the execs from `from` on. Fork records read nothing: the child's start time is the
+  // record's time on /proc's clock (copy_process() takes start_boottime moments before it sends the record),
+  // and the table matches it within one tick.
+  void TakeSnapshots(size_t from) {
     // CLOCK_MONOTONIC record times → CLOCK_BOOTTIME, the clock of /proc start times.
     const uint64_t bootMinusMonotonic = ClockNs(CLOCK_BOOTTIME) - ClockNs(CLOCK_MONOTONIC);
-    std::vector<Record>& records = batch->records;
+    std::vector<Record>& records = batch_->records;
     for (size_t i = from; i < records.size(); i++) {
       Record& record = records[i];
-      if (record.kind != kExec && record.kind != kFork) continue;
-      if (record.kind == kExec && ExecsAgainLater(records, i)) {
+      if (record.kind == kFork) record.startTicks = (record.timeNs + bootMinusMonotonic) / NanosPerTick();
+      if (record.kind != kExec) continue;
+      if (ExecsAgainLater(records, i)) {
         // /proc would already show the later program: nothing of it may be attributed to this exec.
         shared_->superseded++;
         shared_->partial++;
@@ -438,12 +621,15 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       request.procRoot = procRoot_;
       request.pid = record.pid;
       request.maxArgsBytes = maxArgsBytes_;
+      request.idsFromStatus = idsFromStatus_;
       // One tick of slack: the kernel's start time and the record's time come from different reads.
       request.notStartedAfterBoottimeNs = record.timeNs + bootMinusMonotonic + NanosPerTick();
-      request.statOnly = record.kind == kFork;
       record.snapshot = TakeSnapshot(request);
+      if (record.snapshot->args) batch_->argvBytes += ArgvBytes(*record.snapshot->args);
       if (record.snapshot->reused) shared_->pidReused++;
-      if (record.kind == kExec && record.snapshot->partial) shared_->partial++;
+      if (record.snapshot->partial) shared_->partial++;
+      if (record.snapshot->exited) shared_->exited++;
+      if (record.snapshot->denied) shared_->denied++;
     }
   }
 
@@ -454,13 +640,26 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     return false;
   }
 
-  int socket_ = -1;
+  std::vector<int> sockets_;
+  int records_ = -1;   // every record (filtered mode: unfiltered, drained, not polled)
+  int doorbell_ = -1;  // filtered mode: exec records only, polled
   int wakeFd_ = -1;
+  bool legacyKernel_ = false;
+  bool filtered_ = false;
+  bool idsFromStatus_ = false;
+  Priority priority_ = Priority::kNormal;
   uint64_t socketBufferBytes_ = 0;
   size_t maxArgsBytes_ = 64 * 1024;
   std::string procRoot_ = "/proc";
-  std::vector<std::optional<uint32_t>> lastSeq_;  // reader thread only
-  bool ackSeen_ = false;                          // reader thread only
+  // reader thread only:
+  std::vector<char> receive_;
+  std::unique_ptr<Batch> batch_;
+  bool failed_ = false;
+  std::vector<std::optional<uint32_t>> lastSeq_;
+  std::vector<bool> overrunPending_;
+  bool overrunSeen_ = false;
+  bool ackSeen_ = false;
+  uint64_t lastHandOverNs_ = 0;
   SharedPtr shared_;
   BatchFunction batches_;
   std::thread reader_;
@@ -469,52 +668,54 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   napi_env cleanupHookEnv_ = nullptr;
 };
 
-Napi::Value RecordToJs(Napi::Env env, const Record& record) {
+Napi::Value RecordToJs(Napi::Env env, const Keys& keys, const Record& record) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("kind", Napi::Number::New(env, record.kind));
+  const auto put = [&](Key key, double value) { keys.Put(out, key, Napi::Number::New(env, value)); };
+  put(Key::kKind, record.kind);
   switch (record.kind) {
-    case kSubscribed:
-    case kReadError:
-      out.Set("code", Napi::Number::New(env, record.first));
-      return out;
-    case kOverrun:
-      out.Set("timeNs", Napi::Number::New(env, static_cast<double>(record.timeNs)));
-      return out;
-    default:
+    case kExec:
+      put(Key::kPid, record.pid);
+      put(Key::kTimeNs, static_cast<double>(record.timeNs));
+      if (record.snapshot) keys.Put(out, Key::kSnapshot, SnapshotToJs(env, keys, *record.snapshot));
       break;
-  }
-  out.Set("cpu", Napi::Number::New(env, record.cpu));
-  out.Set("timeNs", Napi::Number::New(env, static_cast<double>(record.timeNs)));
-  out.Set("pid", Napi::Number::New(env, record.pid));
-  switch (record.kind) {
     case kFork:
-      out.Set("parentPid", Napi::Number::New(env, record.parentPid));
+      put(Key::kPid, record.pid);
+      put(Key::kParentPid, record.parentPid);
+      put(Key::kStartTicks, static_cast<double>(record.startTicks));
       break;
     case kExit:
-      out.Set("parentPid", Napi::Number::New(env, record.parentPid));
-      out.Set("exitCode", Napi::Number::New(env, record.first));
-      out.Set("exitSignal", Napi::Number::New(env, record.second));
+      put(Key::kPid, record.pid);
       break;
     case kUidChange:
     case kGidChange:
-      out.Set("realId", Napi::Number::New(env, record.first));
-      out.Set("effectiveId", Napi::Number::New(env, record.second));
+      put(Key::kPid, record.pid);
+      put(Key::kEffectiveId, record.value);
       break;
-    default:
+    case kSubscribed:
+    case kReadError:
+      put(Key::kCode, record.value);
+      break;
+    case kOverrun:
       break;
   }
-  if (record.snapshot) out.Set("snapshot", SnapshotToJs(env, *record.snapshot));
   return out;
 }
 
 void DeliverBatch(Napi::Env env, Napi::Function callback, SharedPtr* shared, Batch* batch) {
   std::unique_ptr<Batch> owned(batch);
-  if (shared != nullptr) (*shared)->pendingBatches--;
+  // Counted as pending until JavaScript is done with it: the reader batches only while JavaScript is busy.
+  struct Done {
+    SharedPtr* shared;
+    ~Done() {
+      if (shared != nullptr) (*shared)->pendingBatches--;
+    }
+  } done{shared};
   // env is null when the environment is being torn down: the batch is only freed.
   if (static_cast<napi_env>(env) == nullptr || callback.IsEmpty()) return;
   try {
+    const Keys keys(env);
     Napi::Array records = Napi::Array::New(env, owned->records.size());
-    for (size_t i = 0; i < owned->records.size(); i++) records.Set(static_cast<uint32_t>(i), RecordToJs(env, owned->records[i]));
+    for (size_t i = 0; i < owned->records.size(); i++) records.Set(static_cast<uint32_t>(i), RecordToJs(env, keys, owned->records[i]));
     callback.Call({records});
   } catch (const Napi::Error& error) {
     error.ThrowAsJavaScriptException();  // reported as an uncaught exception; the sensor catches its own

@@ -1,16 +1,21 @@
 // /proc parsing and the per-process snapshot. Every file is opened relative to one directory fd of
 // /proc/<pid>: once that process is gone, the kernel answers ESRCH/ENOENT through the old fd instead of
 // showing a newer process that got the same pid, so one snapshot can never mix two processes. The start
-// time read before and after the other files is the second guard.
+// time in its one stat read proves which process the directory is.
 #include "procfs.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -39,6 +44,9 @@ bool ReadFileAt(int dirFd, const char* name, size_t maxBytes, std::string* out) 
     }
     if (n == 0) break;
     out->append(chunk, static_cast<size_t>(n));
+    // A short read is the end for the files read here (fs/proc/base.c proc_pid_cmdline_read, and seq_read
+    // of single_open files, fill what they are given): one read() per file, not two.
+    if (static_cast<size_t>(n) < want) break;
   }
   close(fd);
   return true;
@@ -276,8 +284,40 @@ uint64_t NanosPerTick() {
 
 namespace {
 
-// stat() through the fd link: the device the process's fd refers to. nullopt = unknown (unreadable).
-// errno ENOENT means the fd is closed (if the process is still there, which the caller checks).
+constexpr uint64_t kExitingFlag = 0x00000004;  // PF_EXITING (include/linux/sched.h): set first thing in do_exit()
+
+// PIDFD_GET_INFO (include/uapi/linux/pidfd.h, Linux 6.13): the ioctl and the first version of its struct,
+// spelled out because the build machine's headers may predate it.
+struct PidfdInfo {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  uint32_t spare0[1];
+};
+static_assert(sizeof(PidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
+constexpr uint64_t kPidfdInfoCreds = 1u << 1;
+const unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
+
+// Asked once of our own process; cleared if the kernel ever refuses the ioctl later.
+std::atomic<bool>& PidfdInfoFlag() {
+  static std::atomic<bool> flag{[] {
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+    if (fd < 0) return false;
+    PidfdInfo info;
+    std::memset(&info, 0, sizeof info);
+    info.mask = kPidfdInfoCreds;
+    const bool answered = ioctl(fd, kPidfdGetInfo, &info) == 0 && (info.mask & kPidfdInfoCreds) != 0;
+    close(fd);
+    return answered;
+  }()};
+  return flag;
+}
+
+bool Gone(int error) { return error == ENOENT || error == ESRCH; }
+bool Refused(int error) { return error == EACCES || error == EPERM; }
+
+// stat() through the fd link: the device the process's fd refers to. nullopt = unknown (unreadable; errno in
+// *error: ENOENT is a closed fd only if the process was not leaving, which the caller decides).
 std::optional<DeviceId> FdDevice(int dirFd, const char* name, int* error) {
   struct stat st;
   if (fstatat(dirFd, name, &st, 0) != 0) {
@@ -289,36 +329,68 @@ std::optional<DeviceId> FdDevice(int dirFd, const char* name, int* error) {
   return DeviceId{static_cast<int64_t>(major(st.st_rdev)), static_cast<int64_t>(minor(st.st_rdev))};
 }
 
+std::string HexMask(uint32_t low, uint32_t high) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", (static_cast<unsigned long long>(high) << 32) | low);
+  return hex;
+}
+
+// Ids (PIDFD_GET_INFO) and capability masks (capget) of the process behind pidFd. capget() names the process
+// by pid, so its answer counts only when the pidfd, opened before, still answers after it: the pid cannot
+// have changed hands in between (kernel/capability.c cap_get_target_pid looks the pid up; fs/pidfs.c
+// pidfd_info fails with ESRCH once the task is reaped). Returns false with errno set when unknown.
+bool IdsFromPidfd(int pidFd, int32_t pid, ProcStatus* out) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, pid};
+  struct __user_cap_data_struct data[2];
+  const bool capsRead = syscall(SYS_capget, &header, data) == 0;
+  PidfdInfo info;
+  std::memset(&info, 0, sizeof info);
+  info.mask = kPidfdInfoCreds;
+  if (ioctl(pidFd, kPidfdGetInfo, &info) != 0) {
+    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) PidfdInfoFlag() = false;
+    return false;
+  }
+  if ((info.mask & kPidfdInfoCreds) == 0) {
+    errno = EOPNOTSUPP;
+    return false;
+  }
+  out->hasUid = out->hasGid = true;
+  out->uid[0] = info.ruid, out->uid[1] = info.euid, out->uid[2] = info.suid;
+  out->gid[0] = info.rgid, out->gid[1] = info.egid, out->gid[2] = info.sgid;
+  if (capsRead) {
+    out->capEff = HexMask(data[0].effective, data[1].effective);
+    out->capPrm = HexMask(data[0].permitted, data[1].permitted);
+  }
+  return true;
+}
+
 }  // namespace
 
+bool PidfdInfoSupported() { return PidfdInfoFlag(); }
+
+// What vanishes first at exit is read first (kernel/exit.c do_exit: exit_signals sets PF_EXITING, then
+// exit_mm drops exe and cmdline, exit_files the fds, exit_fs the cwd; the task turns zombie, then is
+// reaped). The one stat after exe and cmdline proves whose files these are (start time) and whether the
+// process was leaving; nothing read through the directory fd can belong to a later holder of the pid
+// (fs/proc/base.c looks every file up through the directory inode's struct pid).
 Snapshot TakeSnapshot(const SnapshotRequest& request) {
   Snapshot snapshot;
   snapshot.pid = request.pid;
+  const bool viaPidfd = !request.idsFromStatus && request.procRoot == "/proc" && PidfdInfoSupported();
+  // Opened before the directory, so that it names the same process whenever its ioctl still answers later.
+  const int pidFd = viaPidfd ? static_cast<int>(syscall(SYS_pidfd_open, request.pid, 0)) : -1;
+  const auto finish = [&](int dirFd) {
+    if (dirFd >= 0) close(dirFd);
+    if (pidFd >= 0) close(pidFd);
+    return snapshot;
+  };
   std::string path = request.procRoot + "/" + std::to_string(request.pid);
   int dirFd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirFd < 0) {
     snapshot.partial = true;
-    return snapshot;
-  }
-  std::string text;
-  std::optional<ProcStat> before;
-  if (ReadFileAt(dirFd, "stat", 4096, &text)) before = ParseProcStat(text);
-  if (!before) {
-    close(dirFd);
-    snapshot.partial = true;
-    return snapshot;
-  }
-  if (request.notStartedAfterBoottimeNs && before->startTicks * NanosPerTick() > *request.notStartedAfterBoottimeNs) {
-    close(dirFd);
-    snapshot.partial = true;
-    snapshot.reused = true;
-    return snapshot;
-  }
-  snapshot.kernelThread = (before->flags & kKernelThreadFlag) != 0;
-  if (request.statOnly) {
-    snapshot.stat = before;
-    close(dirFd);
-    return snapshot;
+    snapshot.exited = Gone(errno);
+    snapshot.denied = Refused(errno);
+    return finish(-1);
   }
 
   const auto setPath = [&snapshot](const std::string& link, std::optional<std::string>* text, std::optional<std::string>* bytes) {
@@ -328,55 +400,85 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
     *bytes = link;
     snapshot.pathsLossy = true;
   };
+  bool denied = false;
+  const auto note = [&denied](int error) { denied = denied || Refused(error); };
 
-  // Most telling first: exe and cmdline vanish as soon as an exiting process drops its memory.
+  std::string exe;
+  const bool exeRead = ReadLinkAt(dirFd, "exe", &exe);
+  if (!exeRead) note(errno);
+  std::string cmdline;
+  const bool cmdlineRead = ReadFileAt(dirFd, "cmdline", request.maxArgsBytes + 1, &cmdline);
+  if (!cmdlineRead) note(errno);
+
+  std::string text;
+  std::optional<ProcStat> stat;
+  if (ReadFileAt(dirFd, "stat", 4096, &text)) stat = ParseProcStat(text);
+  else snapshot.exited = Gone(errno);
+  if (!stat) {
+    // Reaped before its start time could be read: nothing read so far is proven to be this process's.
+    snapshot.partial = true;
+    snapshot.denied = denied;
+    return finish(dirFd);
+  }
+  if (request.notStartedAfterBoottimeNs && stat->startTicks * NanosPerTick() > *request.notStartedAfterBoottimeNs) {
+    snapshot.partial = true;
+    snapshot.reused = true;
+    return finish(dirFd);
+  }
+  snapshot.kernelThread = (stat->flags & kKernelThreadFlag) != 0;
+  bool leaving = stat->state == 'Z' || stat->state == 'X' || (stat->flags & kExitingFlag) != 0;
   bool missing = false;
-  std::string link;
-  const bool exeRead = ReadLinkAt(dirFd, "exe", &link);
-  if (exeRead) setPath(link, &snapshot.executable, &snapshot.executableBytes);
-  else if (!snapshot.kernelThread) missing = true;
-  const bool gone = before->state == 'Z' || before->state == 'X';
-  if (ReadFileAt(dirFd, "cmdline", request.maxArgsBytes + 1, &text)) {
-    // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with
-    // argv = {}: only the latter is kept, proven by the exe link (which needs that memory) still being
-    // readable after the cmdline was read.
-    std::string exeAgain;
-    if (!text.empty() || (exeRead && !gone && ReadLinkAt(dirFd, "exe", &exeAgain))) snapshot.args = DecodeCmdline(text, request.maxArgsBytes);
-    else missing = true;
-  } else {
-    missing = true;
-  }
-  if (ReadLinkAt(dirFd, "cwd", &link)) setPath(link, &snapshot.cwd, &snapshot.cwdBytes);
-  else missing = true;
-  if (ReadFileAt(dirFd, "status", 16384, &text)) {
-    ProcStatus status = ParseProcStatus(text);
-    if (status.hasUid && status.hasGid) snapshot.status = status; else missing = true;
-  } else {
-    missing = true;
-  }
-  int fd0Error = 0, fd2Error = 0;
-  snapshot.fd0 = FdDevice(dirFd, "fd/0", &fd0Error);
-  snapshot.fd2 = FdDevice(dirFd, "fd/2", &fd2Error);
 
-  std::optional<ProcStat> after;
-  if (ReadFileAt(dirFd, "stat", 4096, &text)) after = ParseProcStat(text);
-  close(dirFd);
-  if (after && after->startTicks != before->startTicks) {
-    // Cannot happen through the directory fd, but if it ever did, none of it may be used.
-    Snapshot reused;
-    reused.pid = request.pid;
-    reused.partial = true;
-    reused.reused = true;
-    return reused;
+  if (exeRead) setPath(exe, &snapshot.executable, &snapshot.executableBytes);
+  else if (!snapshot.kernelThread) missing = true;
+  // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with argv = {}:
+  // only a process not yet leaving when stat was read had its memory while cmdline was read.
+  if (cmdlineRead && (!cmdline.empty() || (!leaving && !snapshot.kernelThread))) snapshot.args = DecodeCmdline(cmdline, request.maxArgsBytes);
+  else if (!snapshot.kernelThread) missing = true;
+
+  std::string link;
+  if (ReadLinkAt(dirFd, "cwd", &link)) setPath(link, &snapshot.cwd, &snapshot.cwdBytes);
+  else note(errno), missing = true;
+
+  // fd 0 and 2 matter only for telling whether a process with a controlling terminal is interactive
+  // (src/sensor/enrich.ts isInteractive): without one (tty_nr 0) they are not read at all.
+  if (stat->ttyNr != 0) {
+    int fd0Error = 0, fd2Error = 0;
+    snapshot.fd0 = FdDevice(dirFd, "fd/0", &fd0Error);
+    snapshot.fd2 = FdDevice(dirFd, "fd/2", &fd2Error);
+    note(fd0Error), note(fd2Error);
+    if ((fd0Error == ENOENT || fd2Error == ENOENT) && !leaving) {
+      // A missing fd link is a closed fd only if the process had not begun to exit: exe still there after
+      // the fd reads means exit_mm, which comes before exit_files, had not run yet.
+      std::string again;
+      if (exeRead && !ReadLinkAt(dirFd, "exe", &again)) leaving = true;
+      if (!leaving) {
+        if (fd0Error == ENOENT) snapshot.fd0 = DeviceId{};
+        if (fd2Error == ENOENT) snapshot.fd2 = DeviceId{};
+      }
+    }
+    if (!snapshot.fd0 || !snapshot.fd2) missing = true;
   }
-  const bool stillThere = after.has_value() && after->state != 'Z' && after->state != 'X' && !gone;
-  // A missing fd link is a closed fd only while the process is alive; otherwise we do not know.
-  if (!snapshot.fd0 && fd0Error == ENOENT && stillThere) snapshot.fd0 = DeviceId{};
-  if (!snapshot.fd2 && fd2Error == ENOENT && stillThere) snapshot.fd2 = DeviceId{};
-  if (!snapshot.fd0 || !snapshot.fd2) missing = true;
-  snapshot.stat = before;
+
+  ProcStatus ids;
+  bool idsRead = false;
+  if (pidFd >= 0) {
+    idsRead = IdsFromPidfd(pidFd, request.pid, &ids);
+  }
+  if (!idsRead && (pidFd < 0 || !PidfdInfoSupported()) && ReadFileAt(dirFd, "status", 16384, &text)) {
+    ids = ParseProcStatus(text);
+    idsRead = ids.hasUid && ids.hasGid;
+  } else if (!idsRead) {
+    note(errno);
+  }
+  if (idsRead) snapshot.status = ids;
+  else missing = true;
+
+  snapshot.stat = stat;
+  snapshot.exited = leaving;
+  snapshot.denied = denied;
   snapshot.partial = missing && !snapshot.kernelThread;
-  return snapshot;
+  return finish(dirFd);
 }
 
 std::vector<int32_t> ListPids(const std::string& procRoot) {

@@ -25,7 +25,8 @@ struct ProcStat {
 };
 std::optional<ProcStat> ParseProcStat(std::string_view text);
 
-// Real, effective, saved ids and capability masks (hex, as the kernel prints them) of /proc/<pid>/status.
+// Real, effective, saved ids and capability masks (hex, as /proc/<pid>/status prints them): parsed from
+// status, or taken from PIDFD_GET_INFO and capget().
 struct ProcStatus {
   bool hasUid = false, hasGid = false;
   uint32_t uid[3] = {0, 0, 0};  // real, effective, saved
@@ -61,6 +62,11 @@ struct Snapshot {
   // Some file could not be read because the process exited (or turned zombie) first, or the pid now belongs
   // to a different process: the fields below that are unset are unknown, never guessed.
   bool partial = false;
+  // The process was leaving when it was read (PF_EXITING, zombie, dead) or already reaped: what is missing
+  // vanished with it.
+  bool exited = false;
+  // Some file was refused (EACCES/EPERM: no CAP_SYS_PTRACE over that process), not missing.
+  bool denied = false;
   // The pid holds another process than the one the kernel record was about (started after that record).
   bool reused = false;
   bool kernelThread = false;
@@ -71,6 +77,7 @@ struct Snapshot {
   std::optional<std::string> executableBytes, cwdBytes;
   std::optional<DecodedArgs> args;
   bool pathsLossy = false;
+  // Read only for a process with a controlling terminal (they decide nothing else).
   std::optional<DeviceId> fd0, fd2;
 };
 
@@ -81,13 +88,17 @@ struct SnapshotRequest {
   // When set: the process must have started at or before this boot-clock instant (the kernel record's
   // time); a later start means the pid was reused, and nothing of that other process is kept.
   std::optional<uint64_t> notStartedAfterBoottimeNs;
-  // Only the stat file (fork records need the start time, nothing else).
-  bool statOnly = false;
+  // Ids and capabilities from /proc/<pid>/status even where the kernel offers PIDFD_GET_INFO (tests of the
+  // older-kernel path; a procRoot other than /proc always reads status).
+  bool idsFromStatus = false;
 };
 Snapshot TakeSnapshot(const SnapshotRequest& request);
 
 // Every numeric entry of procRoot (the pids alive at this moment).
 std::vector<int32_t> ListPids(const std::string& procRoot);
+
+// Whether this kernel answers PIDFD_GET_INFO (6.13+); false once it has refused.
+bool PidfdInfoSupported();
 
 // Nanoseconds in one clock tick (sysconf(_SC_CLK_TCK)).
 uint64_t NanosPerTick();

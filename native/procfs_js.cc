@@ -11,62 +11,67 @@
 
 namespace execsentry {
 
-Napi::Object SnapshotToJs(Napi::Env env, const Snapshot& snapshot) {
+Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snapshot) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("pid", Napi::Number::New(env, snapshot.pid));
-  out.Set("partial", Napi::Boolean::New(env, snapshot.partial));
-  if (snapshot.reused) out.Set("reused", Napi::Boolean::New(env, true));
-  if (snapshot.kernelThread) out.Set("kernelThread", Napi::Boolean::New(env, true));
+  const auto put = [&](Key key, napi_value value) { keys.Put(out, key, value); };
+  const auto number = [&](double value) { return Napi::Number::New(env, value); };
+  const auto yes = [&](Key key) { put(key, Napi::Boolean::New(env, true)); };
+  put(Key::kPid, number(snapshot.pid));
+  put(Key::kPartial, Napi::Boolean::New(env, snapshot.partial));
+  if (snapshot.exited) yes(Key::kExited);
+  if (snapshot.denied) yes(Key::kDenied);
+  if (snapshot.reused) yes(Key::kReused);
+  if (snapshot.kernelThread) yes(Key::kKernelThread);
   if (snapshot.stat) {
     const ProcStat& stat = *snapshot.stat;
     bool commLossy = false;
-    out.Set("comm", Napi::String::New(env, ToUtf8Lossy(stat.comm, &commLossy)));
-    out.Set("startTicks", Napi::Number::New(env, static_cast<double>(stat.startTicks)));
-    out.Set("ppid", Napi::Number::New(env, static_cast<double>(stat.ppid)));
-    out.Set("pgid", Napi::Number::New(env, static_cast<double>(stat.pgid)));
-    out.Set("sid", Napi::Number::New(env, static_cast<double>(stat.sid)));
-    out.Set("ttyNr", Napi::Number::New(env, static_cast<double>(stat.ttyNr)));
+    put(Key::kComm, Napi::String::New(env, ToUtf8Lossy(stat.comm, &commLossy)));
+    put(Key::kStartTicks, number(static_cast<double>(stat.startTicks)));
+    put(Key::kPpid, number(static_cast<double>(stat.ppid)));
+    put(Key::kPgid, number(static_cast<double>(stat.pgid)));
+    put(Key::kSid, number(static_cast<double>(stat.sid)));
+    put(Key::kTtyNr, number(static_cast<double>(stat.ttyNr)));
   }
   if (snapshot.status) {
     const ProcStatus& status = *snapshot.status;
     Napi::Array uids = Napi::Array::New(env, 3), gids = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; i++) {
-      uids.Set(i, Napi::Number::New(env, status.uid[i]));
-      gids.Set(i, Napi::Number::New(env, status.gid[i]));
+      uids.Set(i, number(status.uid[i]));
+      gids.Set(i, number(status.gid[i]));
     }
-    out.Set("uids", uids);
-    out.Set("gids", gids);
-    if (!status.capEff.empty()) out.Set("capEff", Napi::String::New(env, status.capEff));
-    if (!status.capPrm.empty()) out.Set("capPrm", Napi::String::New(env, status.capPrm));
+    put(Key::kUids, uids);
+    put(Key::kGids, gids);
+    if (!status.capEff.empty()) put(Key::kCapEff, Napi::String::New(env, status.capEff));
+    if (!status.capPrm.empty()) put(Key::kCapPrm, Napi::String::New(env, status.capPrm));
   }
   const auto bytes = [&](const std::string& raw) { return Napi::Buffer<char>::Copy(env, raw.data(), raw.size()); };
-  if (snapshot.executable) out.Set("executable", Napi::String::New(env, *snapshot.executable));
-  if (snapshot.executableBytes) out.Set("executableBytes", bytes(*snapshot.executableBytes));
-  if (snapshot.cwd) out.Set("cwd", Napi::String::New(env, *snapshot.cwd));
-  if (snapshot.cwdBytes) out.Set("cwdBytes", bytes(*snapshot.cwdBytes));
-  if (snapshot.pathsLossy) out.Set("pathsLossy", Napi::Boolean::New(env, true));
+  if (snapshot.executable) put(Key::kExecutable, Napi::String::New(env, *snapshot.executable));
+  if (snapshot.executableBytes) put(Key::kExecutableBytes, bytes(*snapshot.executableBytes));
+  if (snapshot.cwd) put(Key::kCwd, Napi::String::New(env, *snapshot.cwd));
+  if (snapshot.cwdBytes) put(Key::kCwdBytes, bytes(*snapshot.cwdBytes));
+  if (snapshot.pathsLossy) yes(Key::kPathsLossy);
   if (snapshot.args) {
     const DecodedArgs& decoded = *snapshot.args;
     Napi::Array args = Napi::Array::New(env, decoded.args.size());
     for (size_t i = 0; i < decoded.args.size(); i++) args.Set(static_cast<uint32_t>(i), Napi::String::New(env, decoded.args[i]));
-    out.Set("args", args);
-    if (decoded.truncated) out.Set("argsTruncated", Napi::Boolean::New(env, true));
+    put(Key::kArgs, args);
+    if (decoded.truncated) yes(Key::kArgsTruncated);
     if (decoded.lossy) {
-      out.Set("argsLossy", Napi::Boolean::New(env, true));
+      yes(Key::kArgsLossy);
       Napi::Array argsBytes = Napi::Array::New(env, decoded.bytes.size());
       for (size_t i = 0; i < decoded.bytes.size(); i++) argsBytes.Set(static_cast<uint32_t>(i), bytes(decoded.bytes[i]));
-      out.Set("argsBytes", argsBytes);
+      put(Key::kArgsBytes, argsBytes);
     }
   }
-  const auto device = [&](const char* key, const std::optional<DeviceId>& id) {
+  const auto device = [&](Key key, const std::optional<DeviceId>& id) {
     if (!id) return;
     Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, static_cast<double>(id->major)));
-    pair.Set(1u, Napi::Number::New(env, static_cast<double>(id->minor)));
-    out.Set(key, pair);
+    pair.Set(0u, number(static_cast<double>(id->major)));
+    pair.Set(1u, number(static_cast<double>(id->minor)));
+    put(key, pair);
   };
-  device("fd0", snapshot.fd0);
-  device("fd2", snapshot.fd2);
+  device(Key::kFd0, snapshot.fd0);
+  device(Key::kFd2, snapshot.fd2);
   return out;
 }
 
@@ -100,8 +105,9 @@ class ScanWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Env env = Env();
+    const Keys keys(env);
     Napi::Array result = Napi::Array::New(env, snapshots_.size());
-    for (size_t i = 0; i < snapshots_.size(); i++) result.Set(static_cast<uint32_t>(i), SnapshotToJs(env, snapshots_[i]));
+    for (size_t i = 0; i < snapshots_.size(); i++) result.Set(static_cast<uint32_t>(i), SnapshotToJs(env, keys, snapshots_[i]));
     deferred_.Resolve(result);
   }
 

@@ -3,10 +3,11 @@
 #pragma once
 #include <napi.h>
 
+#include "js_keys.h"
 #include "procfs.h"
 
 namespace execsentry {
 
-Napi::Object SnapshotToJs(Napi::Env env, const Snapshot& snapshot);
+Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snapshot);
 
 }  // namespace execsentry

@@ -36,12 +36,28 @@ export interface ProcessConnectorOptions {
   maxArgsBytes: number;
   /** Where /proc is (tests only). */
   procRoot?: string;
+  /**
+   * Listen as on a kernel before 6.6/6.13 (one socket with a BPF filter, ids from /proc/PID/status), even
+   * on a newer one (tests only: the older kernels' path must keep working).
+   */
+  legacyKernel?: boolean;
 }
 
 export interface ProcessConnector {
   /** Unsubscribes, wakes and joins the reader thread. Idempotent. */
   stop(): void;
   stats(): ConnectorStats;
+  /** How the reader thread runs, for the start-up log. */
+  reader(): ReaderInfo;
+}
+
+export interface ReaderInfo {
+  /** 'SCHED_FIFO 1', 'nice -10' or 'normal': what the scheduler allowed the reader thread. */
+  priority: string;
+  /** Filtered subscriptions (Linux 6.6+) or one socket behind a BPF filter. */
+  subscription: string;
+  /** Where ids and capabilities come from: PIDFD_GET_INFO (6.13+) and capget, or /proc/PID/status. */
+  ids: string;
 }
 
 export interface ConnectorStats {
@@ -57,8 +73,12 @@ export interface ConnectorStats {
   overruns: number;
   /** Records missing from the per-CPU sequence numbers. */
   seqGaps: number;
-  /** Exec snapshots that could not be completed (the process exited first). */
+  /** Exec snapshots that could not be completed (the process exited first, or a read was refused). */
   partial: number;
+  /** Exec snapshots that found the process leaving (PF_EXITING, zombie) or already reaped. */
+  exitedBeforeSnapshot: number;
+  /** Exec snapshots with a read refused (EACCES/EPERM). */
+  denied: number;
   /** Snapshots refused because the pid already belonged to a newer process. */
   pidReused: number;
   /** Exec snapshots skipped because the same pid exec'd again within the batch. */
@@ -66,6 +86,8 @@ export interface ConnectorStats {
   batches: number;
   /** Times the reader paused because JavaScript had not consumed its batches yet. */
   backpressureWaits: number;
+  /** Times the reader thread woke from poll(). */
+  wakeups: number;
   /** The receive buffer the kernel granted. */
   socketBufferBytes: number;
 }
@@ -82,12 +104,14 @@ export const RecordKind = {
   readError: 8,
 } as const;
 
+/** Only what the sensor uses of each kernel record (src/sensor/index.ts). */
 export type ConnectorRecord =
-  | { kind: typeof RecordKind.exec; cpu: number; timeNs: number; pid: number; snapshot: ProcSnapshot }
-  | { kind: typeof RecordKind.fork; cpu: number; timeNs: number; pid: number; parentPid: number; snapshot: ProcSnapshot }
-  | { kind: typeof RecordKind.exit; cpu: number; timeNs: number; pid: number; parentPid: number; exitCode: number; exitSignal: number }
-  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; cpu: number; timeNs: number; pid: number; realId: number; effectiveId: number }
-  | { kind: typeof RecordKind.overrun; timeNs: number }
+  | { kind: typeof RecordKind.exec; timeNs: number; pid: number; snapshot: ProcSnapshot }
+  /** startTicks: the child's start time on /proc's clock, from the record's time (may differ by one tick). */
+  | { kind: typeof RecordKind.fork; pid: number; parentPid: number; startTicks: number }
+  | { kind: typeof RecordKind.exit; pid: number }
+  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number }
+  | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
 
 /**
@@ -97,8 +121,13 @@ export type ConnectorRecord =
 export interface ProcSnapshot {
   pid: number;
   partial: boolean;
+  /** The process was exiting (PF_EXITING), a zombie, or already reaped when it was read. */
+  exited?: boolean;
+  /** Some read was refused (no CAP_SYS_PTRACE over the process). */
+  denied?: boolean;
   reused?: boolean;
   kernelThread?: boolean;
+  /** The kernel's comm (stat field 2): the exec'd file's base name cut at 15 bytes, unless the process renamed itself. */
   comm?: string;
   /** /proc/<pid>/stat field 22: clock ticks since boot. */
   startTicks?: number;

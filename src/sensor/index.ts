@@ -23,6 +23,11 @@ export interface SensorOptions {
   logger: Logger;
   /** Where /proc is mounted (tests); default /proc. */
   procRoot?: string;
+  /**
+   * Listen as on kernels before 6.6 / 6.13 (tests only; also EXECSENTRY_TEST_LEGACY_KERNEL=1, for tests that
+   * start the CLI).
+   */
+  legacyKernel?: boolean;
 }
 
 export interface SensorStats {
@@ -36,8 +41,12 @@ export interface SensorStats {
   /** Exec events emitted by the rescan after an overrun. */
   recovered: number;
   recoveryScans: number;
-  /** Exec events whose /proc snapshot was incomplete (the process exited first). */
+  /** Exec events whose /proc snapshot was incomplete (the process exited first, or a read was refused). */
   partial: number;
+  /** Exec events whose process was exiting, a zombie or reaped when /proc was read. */
+  exitedBeforeSnapshot: number;
+  /** Exec events with a /proc read refused (EACCES/EPERM). */
+  denied: number;
   /** Snapshots refused because the pid already held a newer process. */
   pidReused: number;
   /** Exec snapshots skipped because the same pid exec'd again before it could be read. */
@@ -49,6 +58,8 @@ export interface SensorStats {
   forks: number;
   exits: number;
   backpressureWaits: number;
+  /** Times the reader thread woke up. */
+  readerWakeups: number;
   socketBufferBytes: number;
   /** Errors thrown by the events callback (caught and logged). */
   callbackErrors: number;
@@ -133,7 +144,12 @@ export class Sensor {
     });
     try {
       this.connector = new addon.ProcessConnector(
-        { socketBufferBytes: this.options.socketBufferBytes, maxArgsBytes: this.options.maxArgsBytes, ...(this.options.procRoot ? { procRoot: this.options.procRoot } : {}) },
+        {
+          socketBufferBytes: this.options.socketBufferBytes,
+          maxArgsBytes: this.options.maxArgsBytes,
+          ...(this.options.procRoot ? { procRoot: this.options.procRoot } : {}),
+          legacyKernel: this.options.legacyKernel ?? process.env.EXECSENTRY_TEST_LEGACY_KERNEL === '1',
+        },
         (records) => this.onBatch(records),
       );
     } catch (err) {
@@ -162,7 +178,11 @@ export class Sensor {
     const early = this.early ?? [];
     this.early = undefined;
     for (const records of early) this.handle(records);
-    this.options.logger.debug({ processes: this.table.size }, 'sensor started');
+    const reader = this.connector.reader();
+    this.options.logger.info(
+      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids },
+      `sensor started; reader thread at ${reader.priority}`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -188,6 +208,8 @@ export class Sensor {
       recovered: this.counters.recovered,
       recoveryScans: this.counters.recoveryScans,
       partial: native?.partial ?? 0,
+      exitedBeforeSnapshot: native?.exitedBeforeSnapshot ?? 0,
+      denied: native?.denied ?? 0,
       pidReused: native?.pidReused ?? 0,
       superseded: native?.superseded ?? 0,
       tableSize: this.table.size,
@@ -197,6 +219,7 @@ export class Sensor {
       forks: native?.forks ?? 0,
       exits: native?.exits ?? 0,
       backpressureWaits: native?.backpressureWaits ?? 0,
+      readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
     };
@@ -255,21 +278,18 @@ export class Sensor {
           break;
         }
         case RecordKind.fork: {
-          if (record.snapshot.reused) break; // the pid already holds a newer process
-          const start = record.snapshot.startTicks;
           const parent = this.table.get(record.parentPid);
-          // A fork copies the parent's image: the child is the parent's program until it execs. A child
-          // gone before /proc was read keeps no start time, but its exec still finds its parent here.
-          const child: ProcessEntry = { pid: record.pid, exited: false };
-          if (start !== undefined) {
-            child.startTicks = start;
-            child.start = clock.fromStartTicks(start);
-          }
+          // A fork copies the parent's image: the child is the parent's program until it execs.
+          const child: ProcessEntry = {
+            pid: record.pid,
+            startTicks: record.startTicks,
+            startEstimated: true,
+            start: clock.fromStartTicks(record.startTicks),
+            exited: false,
+          };
           if (parent !== undefined) {
             copyImage(parent, child);
             child.parent = parent;
-          } else {
-            this.linkParent(child, record.snapshot.ppid);
           }
           this.table.set(child);
           break;
@@ -310,8 +330,9 @@ export class Sensor {
     if (snapshot.startTicks !== undefined) {
       entry = entryFromSnapshot({ ...snapshot, startTicks: snapshot.startTicks }, clock);
       if (known !== undefined) {
-        if (known.startTicks === snapshot.startTicks && known.start !== undefined) entry.start = known.start;
-        if (known.startTicks === snapshot.startTicks && known.entityId !== undefined) entry.entityId = known.entityId;
+        // An entity id already handed out (as a child's parent.entity_id) stays this process's id, even if
+        // it was computed from a fork-time start one tick off.
+        if (known.startTicks !== undefined && known.entityId !== undefined) entry.entityId = known.entityId;
         if (known.parent !== undefined) entry.parent = known.parent;
       } else {
         this.linkParent(entry, snapshot.ppid);
@@ -403,6 +424,7 @@ export class Sensor {
 function copyImage(from: ProcessEntry, to: ProcessEntry): void {
   if (from.executable !== undefined) to.executable = from.executable;
   if (from.name !== undefined) to.name = from.name;
+  if (from.commName !== undefined) to.commName = from.commName;
   if (from.args !== undefined) to.args = from.args;
   if (from.commandLine !== undefined) to.commandLine = from.commandLine;
   if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;

@@ -15,6 +15,11 @@ export interface ProcessEntry {
    * fork's child was gone before /proc could be read: the entry still links it to its parent.
    */
   startTicks?: number;
+  /**
+   * startTicks came from the fork record's time, not from /proc: it may be one tick off (a tick boundary
+   * between copy_process() taking the start time and sending the record), so it matches within one tick.
+   */
+  startEstimated?: boolean;
   /** process.entity_id, computed on first use (needs the start time). */
   entityId?: string;
   start?: string;
@@ -23,6 +28,8 @@ export interface ProcessEntry {
   args?: string[];
   commandLine?: string;
   workingDirectory?: string;
+  /** The kernel's comm, kept only when the executable could not be read because the process was exiting. */
+  commName?: string;
   /** The escaped bytes of those of the fields above that were not UTF-8 (execsentry.raw); absent when none was. */
   raw?: RawProcessValues;
   interactive?: boolean;
@@ -47,7 +54,7 @@ export class ProcessTable {
   /** The live process with this pid (and this start time, when both sides know it). */
   get(pid: number, startTicks?: number): ProcessEntry | undefined {
     const entry = this.live.get(pid);
-    if (entry === undefined || (startTicks !== undefined && entry.startTicks !== undefined && entry.startTicks !== startTicks)) return undefined;
+    if (entry === undefined || (startTicks !== undefined && !startsAt(entry, startTicks))) return undefined;
     return entry;
   }
 
@@ -57,7 +64,7 @@ export class ProcessTable {
     if (previous !== undefined) {
       this.live.delete(entry.pid);
       // Same process (exec, or a fork entry getting its start time) or a newer one on a reused pid.
-      const sameProcess = previous.startTicks === undefined || previous.startTicks === entry.startTicks;
+      const sameProcess = previous.startTicks === undefined || (entry.startTicks !== undefined && startsAt(previous, entry.startTicks));
       if (previous !== entry && !sameProcess) markExited(previous);
     }
     this.live.set(entry.pid, entry);
@@ -84,6 +91,12 @@ export class ProcessTable {
   values(): IterableIterator<ProcessEntry> {
     return this.live.values();
   }
+}
+
+/** Whether entry can be the process that started at `startTicks` (unknown start times match anything). */
+export function startsAt(entry: ProcessEntry, startTicks: number): boolean {
+  if (entry.startTicks === undefined) return true;
+  return entry.startEstimated === true ? Math.abs(entry.startTicks - startTicks) <= 1 : entry.startTicks === startTicks;
 }
 
 function markExited(entry: ProcessEntry): void {

@@ -158,6 +158,35 @@ describe('values that were not UTF-8', () => {
   });
 });
 
+describe('a process that exited before its snapshot', () => {
+  const identity: HostIdentity = {
+    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
+    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
+    entityNamespace: 'h',
+  };
+  const clock = new Clock(0, 0, 10_000_000);
+  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
+
+  it("names it by the kernel's comm, says so, and keeps the ids the zombie still shows", () => {
+    const zombie = { pid: 20, partial: true, exited: true, startTicks: 7, comm: 'a-very-long-pro', uids: [1, 1, 1] as [number, number, number], gids: [1, 1, 1] as [number, number, number] };
+    const event = buildExecEvent(20, zombie, entryFromSnapshot(zombie, clock), undefined, 1, context);
+    expect(event.process.name).toBe('a-very-long-pro');
+    expect(event.process.executable).toBeUndefined();
+    expect(event.process.args).toBeUndefined();
+    expect(event.process.user?.id).toBe('1');
+    expect(event.execsentry).toMatchObject({ partial: true, exited_before_snapshot: true, name_from_comm: true });
+  });
+
+  it('takes no name from comm when the process was merely refused, and none from comm when the executable was read', () => {
+    const refused = { pid: 21, partial: true, denied: true, startTicks: 7, comm: 'secret' };
+    expect(buildExecEvent(21, refused, entryFromSnapshot(refused, clock), undefined, 1, context).process.name).toBeUndefined();
+    const read = { pid: 22, partial: true, exited: true, startTicks: 7, comm: 'sh', executable: '/usr/bin/dash' };
+    const event = buildExecEvent(22, read, entryFromSnapshot(read, clock), undefined, 1, context);
+    expect(event.process.name).toBe('dash');
+    expect(event.execsentry?.name_from_comm).toBeUndefined();
+  });
+});
+
 describe('process table', () => {
   it('finds a process by pid and start time, never a newer holder of the pid', () => {
     const table = new ProcessTable(1024);
@@ -168,6 +197,17 @@ describe('process table', () => {
     table.set(entry(10, 900)); // pid reused
     expect(older.exited).toBe(true);
     expect(table.get(10)?.startTicks).toBe(900);
+  });
+
+  it('matches a start time estimated from a fork record within one tick, and only that one', () => {
+    const table = new ProcessTable(1024);
+    table.set({ ...entry(10, 500), startEstimated: true });
+    expect(table.get(10, 501)?.pid).toBe(10);
+    expect(table.get(10, 499)?.pid).toBe(10);
+    expect(table.get(10, 502)).toBeUndefined();
+    const forked = table.get(10) as ProcessEntry;
+    table.set(entry(10, 501)); // its exec: the same process
+    expect(forked.exited).toBe(false);
   });
 
   it('keeps an exited parent reachable from its live child only', () => {

@@ -1,4 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { expect, it } from 'vitest';
 import type { ProcessEvent } from '../../src/ecs/types.js';
@@ -16,6 +20,9 @@ describeAsRoot('sensor overrun recovery', () => {
     const events: ProcessEvent[] = [];
     const sensor = new Sensor({ socketBufferBytes: 4096, maxArgsBytes: 4096, maxProcessTableEntries: 4096, logger: createLogger('silent') });
     await sensor.start((batch) => events.push(...batch));
+    const scratch = mkdtempSync(join(tmpdir(), 'execsentry-overrun-'));
+    const stormProgram = join(scratch, 'exec-storm');
+    execFileSync('cc', ['-O2', '-o', stormProgram, fileURLToPath(new URL('../../bench/exec-storm.c', import.meta.url))]);
     // A gap shows only between two records the sensor received from the same CPU (README: lost is a lower
     // bound), so every CPU execs once before the storm and once after the loss; a quiet machine may
     // otherwise number nothing more on the CPU that lost records for a long time.
@@ -33,8 +40,9 @@ describeAsRoot('sensor overrun recovery', () => {
     const marker = `30.${process.pid}${Math.floor(Math.random() * 1e6)}`;
     let sleepPid = 0;
     try {
-      const storm = 'for i in $(seq 800); do /bin/true; done';
-      // The JS thread is blocked for the whole storm: batches pile up, the reader stops, the socket overflows.
+      // The JS thread is blocked for the whole storm: batches pile up (the reader holds up to 64 of 256
+      // records before it stops reading), then the socket overflows.
+      const storm = `${stormProgram} 3000 2 overrun ${join(scratch, 'storm.log')} /bin/true >/dev/null`;
       const run = spawnSync('/bin/bash', ['-c', `${storm}; /bin/sleep ${marker} >/dev/null 2>&1 </dev/null & echo $!; ${storm}`], { encoding: 'utf8' });
       sleepPid = Number(run.stdout.trim());
       expect(sleepPid).toBeGreaterThan(0);
@@ -64,6 +72,7 @@ describeAsRoot('sensor overrun recovery', () => {
     } finally {
       if (sleepPid > 0) process.kill(sleepPid);
       await sensor.stop();
+      rmSync(scratch, { recursive: true, force: true });
     }
   }, 60_000);
 });

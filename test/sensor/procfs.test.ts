@@ -39,9 +39,9 @@ describe('/proc parsers on recorded fixtures', () => {
     });
     expect(s.ppid).toBeGreaterThan(0);
     expect(s.startTicks).toBeGreaterThan(0);
-    // fd 0 and 2 are /dev/null (character device 1:3)
-    expect(s.fd0).toEqual([1, 3]);
-    expect(s.fd2).toEqual([1, 3]);
+    // No controlling terminal: fd 0 and 2 cannot make it interactive, so they are not read.
+    expect(s.fd0).toBeUndefined();
+    expect(s.fd2).toBeUndefined();
     expect(s.argsTruncated).toBeUndefined();
     expect(s.argsLossy).toBeUndefined();
   });
@@ -118,8 +118,31 @@ describe('/proc parsers on recorded fixtures', () => {
     for (const key of ['executable', 'cwd', 'args', 'uids', 'gids', 'capEff'] as const) expect(s[key]).toBeUndefined();
   });
 
-  it('treats a zombie as partial: no argv, no program', () => {
+  it('reads fd 0 and 2 of a process with a controlling terminal, a missing one as closed while it lives', () => {
+    const s = snapshot(110);
+    expect(s.ttyNr).toBe(34816);
+    expect(s.fd0).toEqual([1, 3]); // /dev/null, character device 1:3
+    expect(s.fd2).toEqual([-1, -1]); // closed: the process was not leaving (exe still there after the fd reads)
+    expect(s.partial).toBe(false);
+    expect(s.exited).toBeUndefined();
+  });
+
+  it('calls a process with PF_EXITING set leaving even while its state reads R: no fd is "closed", the rest is unknown', () => {
+    const s = snapshot(111);
+    expect(s.exited).toBe(true);
+    expect(s.partial).toBe(true);
+    expect(s.comm).toBe('sleep');
+    expect(s.fd0).toBeUndefined();
+    expect(s.fd2).toBeUndefined();
+    expect(s.executable).toBeUndefined();
+    expect(s.args).toBeUndefined(); // an empty cmdline of a leaving process is its memory gone, not argv = {}
+    expect(s.cwd).toBe('/home/fixture dir');
+    expect(s.uids).toEqual([0, 0, 0]); // ids outlive the memory
+  });
+
+  it('treats a zombie as partial and exited: no argv, no program', () => {
     const s = snapshot(105);
+    expect(s.exited).toBe(true);
     expect(s.partial).toBe(true);
     expect(s.args).toBeUndefined();
     expect(s.executable).toBeUndefined();

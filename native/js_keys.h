@@ -1,0 +1,30 @@
+// Property names of the objects the addon hands to JavaScript (records and snapshots), made once per
+// environment and looked up once per batch: making a V8 string from a C string for every property of every
+// record cost more than the rest of the hand-over. (Node-API 8 keeps references to objects only, so the
+// names live in an array held by reference.)
+#pragma once
+#include <napi.h>
+
+namespace execsentry {
+
+enum class Key : unsigned {
+  kKind, kCode, kTimeNs, kPid, kParentPid, kStartTicks, kEffectiveId,
+  kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
+  kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
+  kArgsLossy, kArgsBytes, kFd0, kFd2,
+  kCount,
+};
+
+// The names, valid in the current handle scope.
+class Keys {
+ public:
+  explicit Keys(Napi::Env env);
+  // object[key] = value.
+  void Put(napi_value object, Key key, napi_value value) const;
+
+ private:
+  Napi::Env env_;
+  napi_value names_[static_cast<size_t>(Key::kCount)];
+};
+
+}  // namespace execsentry
