@@ -274,14 +274,16 @@ export class Agent {
 
   /**
    * Once a second: max_signals intervals end, and sequence rules learn that time has passed. The latter
-   * only when every event the sensor handed over has been evaluated, and only up to SEQUENCE_CLOCK_MARGIN_MS
-   * ago, for the execs still on their way from the kernel: an event evaluated after its window was closed
+   * only when every event the sensor handed over has been evaluated, and only as far as the pipeline is
+   * known to be caught up (DetectionEngine.sequenceClock), for the execs still on their way from the kernel: an event evaluated after its window was closed
    * could otherwise miss its sequence, or let a missing-event sequence complete that it should cancel.
    */
   private tickEngine(): void {
     const nowMs = Date.now();
     this.engine?.tick(nowMs);
-    if ((this.evaluation?.stats().backlog ?? 0) === 0) this.engine?.advanceSequences(nowMs - SEQUENCE_CLOCK_MARGIN_MS, nowMs);
+    if (this.engine !== undefined && (this.evaluation?.stats().backlog ?? 0) === 0) {
+      this.engine.advanceSequences(this.engine.sequenceClock(nowMs, SEQUENCE_CLOCK_MARGIN_MS), nowMs);
+    }
   }
 
   /** The periodic line on stderr: the counters an operator needs to see that nothing is being lost. */

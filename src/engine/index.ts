@@ -147,8 +147,10 @@ interface RuleRuntime {
 class NameIndex {
   private readonly exact = new Map<string, RuleRuntime[]>();
   private readonly folded = new Map<string, RuleRuntime[]>();
+  private readonly all: RuleRuntime[] = [];
 
   add(runtime: RuleRuntime, names: { readonly values: readonly string[]; readonly caseInsensitive: boolean }): void {
+    this.all.push(runtime);
     const map = names.caseInsensitive ? this.folded : this.exact;
     for (const value of new Set(names.caseInsensitive ? names.values.map(foldCase) : names.values)) {
       const list = map.get(value);
@@ -160,9 +162,13 @@ class NameIndex {
   /** Marks the rules one of whose names the event's process.name values hold. */
   mark(event: ProcessEvent, eventNumber: number): void {
     for (const value of getField(event, 'process.name')) {
-      // keyword fields compare a number or boolean in a document by its text, as KQL and EQL do
-      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') continue;
-      const name = String(value);
+      if (typeof value !== 'string') {
+        // a number or boolean (a replayed document; the sensor emits strings) compares by value or text in
+        // KQL and EQL, which the index cannot mirror: every indexed rule sees the event
+        if (typeof value === 'number' || typeof value === 'boolean') for (const runtime of this.all) runtime.markedFor = eventNumber;
+        continue;
+      }
+      const name = value;
       const exact = this.exact.get(name);
       if (exact !== undefined) for (const runtime of exact) runtime.markedFor = eventNumber;
       if (this.folded.size === 0) continue;
@@ -272,6 +278,7 @@ export class DetectionEngine {
       earlier?.sequence !== undefined &&
       earlier.rule.query === rule.query &&
       earlier.rule.timestampField === rule.timestampField &&
+      earlier.rule.eventCategoryField === rule.eventCategoryField &&
       sameFields(earlier.rule.compiled.fields, rule.compiled.fields)
     ) {
       return earlier.sequence;
@@ -290,6 +297,8 @@ export class DetectionEngine {
       for (const runtime of this.runtimes) runtime.markedFor = eventNumber;
     }
     this.eventTimes.clear();
+    const eventTimeMs = dateValueMs(getField(event, '@timestamp')[0]);
+    if (eventTimeMs !== null) this.lastEvaluated = { eventTimeMs, atMs: nowMs };
     for (const runtime of this.runtimes) {
       if (runtime.indexed && runtime.markedFor !== eventNumber) continue;
       this.evaluateRule(runtime, event, nowMs);
@@ -453,8 +462,27 @@ export class DetectionEngine {
    * evaluated later with an older time would be judged against windows already closed.
    */
   advanceSequences(eventTimeMs: number, nowMs: number = eventTimeMs): void {
-    for (const runtime of this.runtimes) if (runtime.sequence !== undefined) this.sequenceAlerts(runtime, runtime.sequence.advance(eventTimeMs), nowMs);
+    for (const runtime of this.runtimes) {
+      // `eventTimeMs` is on @timestamp's clock; a rule timed by another field advances with its own events only
+      if (runtime.sequence === undefined || runtime.rule.timestampField !== '@timestamp') continue;
+      this.sequenceAlerts(runtime, runtime.sequence.advance(eventTimeMs), nowMs);
+    }
   }
+
+  /**
+   * The live agent's clock for sequences: how far @timestamp time is known to have passed. While the last
+   * evaluated exec arrived within `marginMs` of its @timestamp the pipeline is caught up, and time is
+   * `nowMs - marginMs`; when it arrived later (a flood held execs in the kernel's buffer or the reader, or
+   * the wall clock stepped forward) only that exec's own time is known to have passed.
+   */
+  sequenceClock(nowMs: number, marginMs: number): number {
+    const last = this.lastEvaluated;
+    if (last === undefined || last.atMs - last.eventTimeMs <= marginMs) return nowMs - marginMs;
+    return Math.min(nowMs - marginMs, last.eventTimeMs);
+  }
+
+  /** The @timestamp of the last evaluated event and the clock it was evaluated at. */
+  private lastEvaluated: { eventTimeMs: number; atMs: number } | undefined;
 
   /**
    * End of a replay: the sequences still complete once no more events can come (missing-event stages whose

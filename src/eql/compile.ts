@@ -712,10 +712,11 @@ class Compiler {
     const count = readers.length;
     const values: ScriptValue[] = new Array<ScriptValue>(count).fill(null);
     const lists: ScriptValue[][] = new Array<ScriptValue[]>(count);
+    let budget = 0;
     const some = (index: number): boolean => {
-      if (index === count) return code(values) === true;
+      if (index === count) return --budget >= 0 && code(values) === true;
       const list = lists[index]!;
-      for (let i = 0; i < list.length; i++) {
+      for (let i = 0; i < list.length && budget > 0; i++) {
         values[index] = list[i]!;
         if (some(index + 1)) return true;
       }
@@ -726,6 +727,7 @@ class Compiler {
         const found = readers[i]!(doc);
         lists[i] = found.length === 0 ? NULL_ONLY : found;
       }
+      budget = MAX_SCRIPT_COMBINATIONS;
       return some(0);
     };
   }
@@ -912,6 +914,13 @@ class Compiler {
 }
 
 const NULL_ONLY: ScriptValue[] = [null];
+
+/**
+ * Value combinations one script leaf tries per event. One multi-valued field is linear in its values; two
+ * in one script (`concat(process.args, process.parent.args)`) are their product, which an attacker
+ * controls through argv: beyond this many the script answers false (Elasticsearch has no such bound).
+ */
+export const MAX_SCRIPT_COMBINATIONS = 65_536;
 
 /** What a negated operand of an `and` adds to its cost when ordering (see junction). */
 const EXCLUSION_PENALTY = 20;

@@ -500,6 +500,12 @@ export class SequenceMatcher<D extends object> {
 }
 
 /**
+ * The keys one event may join under: beyond it the rest of the product of its multi-valued key fields is
+ * not considered (Elasticsearch has no such bound; a host agent on attacker-controlled argv needs one).
+ */
+export const MAX_KEYS_PER_EVENT = 1024;
+
+/**
  * TumblingWindow.wrapValues: a multi-valued key field makes the hit join once per value (the cartesian product
  * over the key fields), each as its own key; an empty list yields no key at all. Identical products collapse:
  * ES would just find the slot already taken by the same hit. Callers pass only keys holding a list, so that a
@@ -510,7 +516,13 @@ function expandKeys(values: readonly unknown[]): readonly (readonly unknown[])[]
   for (const value of values) {
     const choices: readonly unknown[] = Array.isArray(value) ? value : [value];
     const next: unknown[][] = [];
-    for (const choice of choices) for (const combo of combos) next.push([...combo, choice]);
+    outer: for (const choice of choices) {
+      for (const combo of combos) {
+        // an attacker controls argv: two multi-valued key fields of 1,000 values would be a million keys
+        if (next.length === MAX_KEYS_PER_EVENT) break outer;
+        next.push([...combo, choice]);
+      }
+    }
     combos = next;
   }
   const seen = new Set<KeyId>();

@@ -7,8 +7,6 @@ import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
 
-/** The categories of events execsentry produces (its sensor sees program executions only). */
-const PRODUCED_CATEGORIES = PROCESS_EVENT_CONSTANTS['event.category']!;
 
 /**
  * A rule's compiled query: a predicate on one event (KQL, EQL event queries), or an EQL sequence, whose
@@ -30,6 +28,8 @@ export interface LoadedRule {
   compiled: RuleQuery;
   /** EQL rules: the field whose date orders and spaces a sequence's events (Kibana's timestamp_field). */
   timestampField: string;
+  /** EQL rules: the field `CATEGORY where` reads (Kibana's event_category_override; event.category by default). */
+  eventCategoryField: string;
   /**
    * Names one of which `process.name` must hold for the query to match, when its top level says so plainly
    * (see requiredTerms): the engine skips the rule for other events without evaluating it.
@@ -171,10 +171,16 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   }
   const compiled = outcome.compiled;
   if (rule.type === 'eql') {
+    // the categories are values of the category field: compared with what the sensor puts there, when the
+    // field is one of its constant ones (an override naming another field cannot be judged here)
+    const categoryField = rule.event_category_override ?? 'event.category';
+    const produced = PROCESS_EVENT_CONSTANTS[categoryField];
     const categories = (compiled as { categories: readonly string[] | null }).categories;
-    const foreign = categories?.filter((category) => !PRODUCED_CATEGORIES.includes(category)) ?? [];
+    const foreign = produced === undefined ? [] : (categories?.filter((category) => !produced.includes(category)) ?? []);
     if (foreign.length > 0) {
-      const why = `its query reads ${foreign.map((category) => JSON.stringify(category)).join(', ')} events, which execsentry does not produce (its events are of category ${PRODUCED_CATEGORIES.map((c) => JSON.stringify(c)).join(', ')})`;
+      const what = categoryField === 'event.category' ? `${foreign.map((category) => JSON.stringify(category)).join(', ')} events` : `${categoryField} ${foreign.map((category) => JSON.stringify(category)).join(', ')}`;
+      const shown = produced!.map((c) => JSON.stringify(c)).join(', ');
+      const why = `its query reads ${what}, which execsentry does not produce (${categoryField === 'event.category' ? `its events are of category ${shown}` : `its events' ${categoryField} is ${shown}`})`;
       return { kind: 'unsupported', problem: { ...at(['query'], why, rule.name), ...identity } };
     }
   }
@@ -195,6 +201,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       query: rule.query,
       compiled,
       timestampField: rule.timestamp_field ?? '@timestamp',
+      eventCategoryField: rule.event_category_override ?? 'event.category',
       requiredNames: requiredTerms(RULE_LANGUAGE[rule.type], rule.query, 'process.name'),
       severity: rule.severity,
       riskScore: rule.risk_score,

@@ -109,6 +109,13 @@ describe('the process.name rule index', () => {
     expect(got.filter((alert) => alert.startsWith('seq-until'))).toEqual(['seq-until:bash']);
   });
 
+  it('lets every indexed rule see an event whose process.name is not a string (a replayed document)', async () => {
+    const loaded = await rules();
+    // "1234" as a number: the keyword field compares it by its value, which the index cannot mirror
+    const alerts = await run(loaded, [exec(0, 1234, ['x']), exec(1, 1.0, ['y'])]);
+    expect(alerts.map((alert) => alert.rule.id)).toEqual(['eql-number']);
+  });
+
   it('gives the same alerts as evaluating every rule, over recorded events', async () => {
     const recorded = readFileSync(new URL('../../bench/engine-events.ndjson', import.meta.url), 'utf8')
       .split('\n')

@@ -101,6 +101,43 @@ describe('sequence rules in the engine', () => {
     expect(alerts[0]!.execsentry.sequence?.events[1]).toEqual({ missing: true });
   });
 
+  it('advance a rule timed by another field with its own events only, not on @timestamp’s clock', async () => {
+    const query = 'sequence by process.parent.entity_id with maxspan=1m [process where process.name == "curl"] [process where process.name == "bash"]';
+    const { engine, alerts } = await engineWith(await rulesFrom(query, { timestamp_field: 'timestamp_field = "event.created"' }));
+    // event.created an hour behind @timestamp, the two 10 s apart
+    const hourAgo = (ms: number): string => new Date(Date.parse(T0) - 3_600_000 + ms).toISOString();
+    const first = { ...exec('curl', 'p', 0), event: { ...exec('curl', 'p', 0).event, created: hourAgo(0) } };
+    const second = { ...exec('bash', 'p', 10_000), event: { ...exec('bash', 'p', 10_000).event, created: hourAgo(10_000) } };
+    engine.evaluate(first, Date.parse(T0));
+    engine.advanceSequences(Date.parse(T0) + 5000);
+    engine.evaluate(second, Date.parse(T0) + 10_000);
+    await engine.drain();
+    expect(alerts).toHaveLength(1);
+    expect(engine.stats().sequencesExpired).toBe(0);
+  });
+
+  it('tell the live clock how far event time is known to have passed: not past a late exec’s own time', async () => {
+    const { engine } = await engineWith(await rulesFrom(TWO_STAGES));
+    const now = Date.parse(T0) + 60_000;
+    expect(engine.sequenceClock(now, 2000)).toBe(now - 2000);
+    // caught up: the last exec was evaluated 1 ms after its @timestamp
+    engine.evaluate(exec('ls', 'p', 59_999), now);
+    expect(engine.sequenceClock(now, 2000)).toBe(now - 2000);
+    // a flood delayed it by 30 s: only its own time has surely passed
+    engine.evaluate(exec('ls', 'p', 30_000), now);
+    expect(engine.sequenceClock(now, 2000)).toBe(Date.parse(T0) + 30_000);
+  });
+
+  it('start a new matcher when a reload changes the category field, though the query text stays', async () => {
+    const query = 'sequence by process.parent.entity_id with maxspan=1m [start where process.name == "curl"] [start where process.name == "bash"]';
+    const rules = await rulesFrom(query, { event_category_override: 'event_category_override = "event.type"' });
+    const { engine } = await engineWith(rules);
+    engine.evaluate(exec('curl', 'p', 0), Date.parse(T0));
+    expect(engine.stats().sequencePartials).toBe(1);
+    engine.setRules(await rulesFrom(query, { event_category_override: 'event_category_override = "custom.kind"' }), Date.parse(T0) + 10);
+    expect(engine.stats().sequencePartials).toBe(0);
+  });
+
   it('bound partial sequences per rule: the oldest is dropped and counted', async () => {
     const { engine, alerts } = await engineWith(await rulesFrom(TWO_STAGES), 3);
     for (let i = 0; i < 5; i++) engine.evaluate(exec('curl', `p${i}`, i), Date.parse(T0) + i);

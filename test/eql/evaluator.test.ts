@@ -558,3 +558,17 @@ describe('compile errors, with line and column', () => {
     expect(compileError('process where 1 / 0 == 1').message).toContain('/ by zero');
   });
 });
+
+describe('bounds on attacker-sized arrays', () => {
+  it('a script over two multi-valued fields stops after MAX_SCRIPT_COMBINATIONS combinations and answers false', async () => {
+    const { MAX_SCRIPT_COMBINATIONS } = await import('../../src/eql/compile.js');
+    const args = Array.from({ length: 3000 }, (_, i) => `a${i}`);
+    const doc = { event: { category: ['process'] }, process: { args, parent: { args } } };
+    const query = compileEql('process where concat(process.args, process.parent.args) : "*evil*"');
+    expect(query.kind === 'event' && query.matches(doc)).toBe(false);
+    // within the budget the same script still finds its combination
+    const small = { event: { category: ['process'] }, process: { args: ['x', 'ev'], parent: { args: ['y', 'il'] } } };
+    expect(query.kind === 'event' && query.matches(small)).toBe(true);
+    expect(MAX_SCRIPT_COMBINATIONS).toBeLessThan(3000 * 3000);
+  });
+});

@@ -373,3 +373,16 @@ describe('SequenceMatcher: bounds and lifecycle', () => {
     expect(() => new SequenceMatcher(spec([stage('A'), stage('B')]), { maxPartials: 0 })).toThrow();
   });
 });
+
+describe('a bound on the keys of one event', () => {
+  it('joins an event under at most MAX_KEYS_PER_EVENT keys, however many values its key fields hold', async () => {
+    const { compileEql } = await import('../../src/eql/index.js');
+    const { MAX_KEYS_PER_EVENT } = await import('../../src/eql/sequence.js');
+    const compiled = compileEql('sequence by process.args, process.parent.args [process where true] [process where false]');
+    if (compiled.kind !== 'sequence') throw new Error('a sequence');
+    const matcher = compiled.createMatcher<object>({ maxPartials: 10_000_000 });
+    const args = Array.from({ length: 1000 }, (_, i) => `a${i}`);
+    matcher.push({ event: { category: ['process'] }, process: { args, parent: { args } } }, 0);
+    expect(matcher.stats.partials).toBe(MAX_KEYS_PER_EVENT);
+  });
+});
