@@ -98,6 +98,9 @@ describeAsRoot('execsentry install --root / uninstall --root', () => {
     expect(unit).toContain(`ExecStart=${quoted(process.execPath)} ${quoted(CLI)} run --config /etc/execsentry/config.json\n`);
     expect(run.stdout).toContain(`warning: the unit runs ${CHECKOUT.replace(/\/$/, '')}, a checkout, not an installed package`);
     expect(unit).toContain('Type=notify\n');
+    // a configuration or rule error (exit 2) leaves the unit failed instead of restarting it in a loop
+    expect(unit).toContain('Restart=on-failure\n');
+    expect(unit).toContain('RestartPreventExitStatus=2\n');
     const config = JSON.parse(files.get('/etc/execsentry/config.json')!.content!) as Record<string, unknown>;
     expect(config['rules']).toEqual([join(CHECKOUT, 'rules'), '/etc/execsentry/rules.d']);
     expect(config['outputs']).toEqual([{ url: 'stdout' }, { url: 'file:///var/log/execsentry/alerts.ndjson', rotateBytes: 104857600, rotateKeep: 5 }]);
