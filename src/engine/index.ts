@@ -132,7 +132,7 @@ interface RuleRuntime {
   readonly sequence?: SequenceMatcher<ProcessEvent>;
   /** Kept across a reload for the same rule_id, like the limiter. */
   readonly counters: RuleCounters;
-  /** The rule names process.name values (LoadedRule.requiredNames): evaluated only for events the index marks. */
+  /** The rule requires values of a field (LoadedRule.indexTerms): evaluated only for events the index marks. */
   readonly indexed: boolean;
   /** The number of the last event the name index marked this rule for. */
   markedFor: number;
@@ -140,40 +140,43 @@ interface RuleRuntime {
 }
 
 /**
- * Rules by the process.name values they require: an event runs only the rules its name marks, plus every
- * rule without such a requirement. With hundreds of rules most of which name the program they look for,
- * this is what keeps an exec's cost from growing with the rule count.
+ * Rules by the values of one field they require (LoadedRule.indexTerms: process.name for most rules): an
+ * event runs only the rules its values mark, plus every rule without such a requirement. With hundreds of
+ * rules most of which name the program they look for, this keeps an exec's cost from growing with the
+ * rule count.
  */
-class NameIndex {
-  private readonly exact = new Map<string, RuleRuntime[]>();
-  private readonly folded = new Map<string, RuleRuntime[]>();
+class TermIndex {
+  private readonly fields = new Map<string, { exact: Map<string, RuleRuntime[]>; folded: Map<string, RuleRuntime[]> }>();
   private readonly all: RuleRuntime[] = [];
 
-  add(runtime: RuleRuntime, names: { readonly values: readonly string[]; readonly caseInsensitive: boolean }): void {
+  add(runtime: RuleRuntime, terms: { readonly field: string; readonly values: readonly string[]; readonly caseInsensitive: boolean }): void {
     this.all.push(runtime);
-    const map = names.caseInsensitive ? this.folded : this.exact;
-    for (const value of new Set(names.caseInsensitive ? names.values.map(foldCase) : names.values)) {
+    let maps = this.fields.get(terms.field);
+    if (maps === undefined) this.fields.set(terms.field, (maps = { exact: new Map(), folded: new Map() }));
+    const map = terms.caseInsensitive ? maps.folded : maps.exact;
+    for (const value of new Set(terms.caseInsensitive ? terms.values.map(foldCase) : terms.values)) {
       const list = map.get(value);
       if (list === undefined) map.set(value, [runtime]);
       else list.push(runtime);
     }
   }
 
-  /** Marks the rules one of whose names the event's process.name values hold. */
+  /** Marks the rules one of whose values the event holds in their field. */
   mark(event: ProcessEvent, eventNumber: number): void {
-    for (const value of getField(event, 'process.name')) {
-      if (typeof value !== 'string') {
-        // a number or boolean (a replayed document; the sensor emits strings) compares by value or text in
-        // KQL and EQL, which the index cannot mirror: every indexed rule sees the event
-        if (typeof value === 'number' || typeof value === 'boolean') for (const runtime of this.all) runtime.markedFor = eventNumber;
-        continue;
+    for (const [field, { exact, folded }] of this.fields) {
+      for (const value of getField(event, field)) {
+        if (typeof value !== 'string') {
+          // a number or boolean (a replayed document; the sensor emits strings) compares by value or text in
+          // KQL and EQL, which the index cannot mirror: every indexed rule sees the event
+          if (typeof value === 'number' || typeof value === 'boolean') for (const runtime of this.all) runtime.markedFor = eventNumber;
+          continue;
+        }
+        const marked = exact.get(value);
+        if (marked !== undefined) for (const runtime of marked) runtime.markedFor = eventNumber;
+        if (folded.size === 0) continue;
+        const markedFolded = folded.get(foldCase(value));
+        if (markedFolded !== undefined) for (const runtime of markedFolded) runtime.markedFor = eventNumber;
       }
-      const name = value;
-      const exact = this.exact.get(name);
-      if (exact !== undefined) for (const runtime of exact) runtime.markedFor = eventNumber;
-      if (this.folded.size === 0) continue;
-      const folded = this.folded.get(foldCase(name));
-      if (folded !== undefined) for (const runtime of folded) runtime.markedFor = eventNumber;
     }
   }
 }
@@ -192,7 +195,7 @@ function sameFields(a: readonly string[], b: readonly string[]): boolean {
 
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
-  private nameIndex = new NameIndex();
+  private termIndex = new TermIndex();
   /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
   private loadedRuleCount = 0;
   /** The tail of the in-order delivery chain. */
@@ -247,7 +250,7 @@ export class DetectionEngine {
           earlier === undefined
             ? { ruleId: rule.ruleId, name: rule.name, matches: 0, alerts: 0, knownTerms: 0, suppressed: 0 }
             : Object.assign(earlier.counters, { name: rule.name }),
-        indexed: rule.requiredNames !== undefined,
+        indexed: rule.indexTerms !== undefined,
         markedFor: 0,
         failedBefore: false,
       });
@@ -261,8 +264,8 @@ export class DetectionEngine {
       this.retiredSequences.expired += runtime.sequence.stats.expired;
     }
     this.runtimes = runtimes;
-    this.nameIndex = new NameIndex();
-    for (const runtime of runtimes) if (runtime.rule.requiredNames !== undefined) this.nameIndex.add(runtime, runtime.rule.requiredNames);
+    this.termIndex = new TermIndex();
+    for (const runtime of runtimes) if (runtime.rule.indexTerms !== undefined) this.termIndex.add(runtime, runtime.rule.indexTerms);
     this.loadedRuleCount = rules.length;
   }
 
@@ -291,7 +294,7 @@ export class DetectionEngine {
     this.counters.events += 1;
     const eventNumber = this.counters.events;
     try {
-      this.nameIndex.mark(event, eventNumber);
+      this.termIndex.mark(event, eventNumber);
     } catch {
       // an event the index cannot read (a bug, never expected): every rule sees it and fails or not on its own
       for (const runtime of this.runtimes) runtime.markedFor = eventNumber;

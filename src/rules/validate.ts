@@ -31,10 +31,10 @@ export interface LoadedRule {
   /** EQL rules: the field `CATEGORY where` reads (Kibana's event_category_override; event.category by default). */
   eventCategoryField: string;
   /**
-   * Names one of which `process.name` must hold for the query to match, when its top level says so plainly
-   * (see requiredTerms): the engine skips the rule for other events without evaluating it.
+   * Values one of which a field must hold for the query to match, when its top level says so plainly
+   * (see requiredTerms; the first of INDEX_FIELDS that has them): the engine skips the rule for other events.
    */
-  requiredNames?: RequiredTerms;
+  indexTerms?: RequiredTerms & { readonly field: string };
   severity: RuleSeverity;
   riskScore: number;
   version: number;
@@ -202,7 +202,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       compiled,
       timestampField: rule.timestamp_field ?? '@timestamp',
       eventCategoryField: rule.event_category_override ?? 'event.category',
-      requiredNames: requiredTerms(RULE_LANGUAGE[rule.type], rule.query, 'process.name'),
+      indexTerms: indexTerms(RULE_LANGUAGE[rule.type], rule.query),
       severity: rule.severity,
       riskScore: rule.risk_score,
       version: rule.version,
@@ -238,6 +238,17 @@ function notApplied(fields: Record<string, unknown>): string[] {
     const value = fields[key];
     return Array.isArray(value) ? value.length > 0 : value !== undefined && value !== null;
   }).map(({ what }) => what);
+}
+
+/** The fields rules are indexed by, in order of preference: the program first, as most rules name it. */
+const INDEX_FIELDS = ['process.name', 'process.parent.name', 'process.executable', 'process.args'] as const;
+
+function indexTerms(language: 'kuery' | 'eql', query: string): (RequiredTerms & { readonly field: string }) | undefined {
+  for (const field of INDEX_FIELDS) {
+    const terms = requiredTerms(language, query, field);
+    if (terms !== undefined) return { field, ...terms };
+  }
+  return undefined;
 }
 
 /** The rule's query compiled in its language, or the problem with it (an unsupported construct apart). */

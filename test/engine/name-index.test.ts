@@ -28,6 +28,7 @@ const QUERIES: Record<string, string> = {
   'eql-or': 'process where (process.name == "nc" or process.name == "ncat")',
   'eql-no-name': 'process where process.args : "*/dev/tcp/*"',
   'eql-number': 'process where process.name == "1234"',
+  'eql-parent': 'process where process.parent.name : "SSHD" and process.name : "*sh"',
 };
 
 async function rules(): Promise<LoadedRule[]> {
@@ -69,14 +70,16 @@ function exec(ms: number, name: unknown, args: string[], parent = 'p'): ProcessE
 
 describe('the process.name rule index', () => {
   it('knows which rules name their programs', async () => {
-    const byId = new Map((await rules()).map((rule) => [rule.ruleId, rule.requiredNames]));
-    expect(byId.get('kql-names')).toEqual({ values: ['curl', 'wget'], caseInsensitive: false });
-    expect(byId.get('kql-pattern')).toBeUndefined();
-    expect(byId.get('eql-folded')).toEqual({ values: ['CURL', 'Wget'], caseInsensitive: true });
-    expect(byId.get('eql-or')).toEqual({ values: ['nc', 'ncat'], caseInsensitive: false });
+    const byId = new Map((await rules()).map((rule) => [rule.ruleId, rule.indexTerms]));
+    expect(byId.get('kql-names')).toEqual({ field: 'process.name', values: ['curl', 'wget'], caseInsensitive: false });
+    // no plain process.name, but a plain argument: indexed by process.args
+    expect(byId.get('kql-pattern')).toEqual({ field: 'process.args', values: ['-c'], caseInsensitive: false });
+    expect(byId.get('eql-folded')).toEqual({ field: 'process.name', values: ['CURL', 'Wget'], caseInsensitive: true });
+    expect(byId.get('eql-or')).toEqual({ field: 'process.name', values: ['nc', 'ncat'], caseInsensitive: false });
+    expect(byId.get('eql-parent')).toEqual({ field: 'process.parent.name', values: ['SSHD'], caseInsensitive: true });
     expect(byId.get('eql-no-name')).toBeUndefined();
     // every filter of a sequence counts, until included
-    expect(byId.get('seq-until')).toEqual({ values: ['curl', 'bash', 'kill'], caseInsensitive: false });
+    expect(byId.get('seq-until')).toEqual({ field: 'process.name', values: ['curl', 'bash', 'kill'], caseInsensitive: false });
   });
 
   it('alerts exactly as the queries match, event by event', async () => {
@@ -91,6 +94,7 @@ describe('the process.name rule index', () => {
       exec(7, 'kill', ['kill'], 'q'),
       exec(8, 'bash', ['bash'], 'q'),
       exec(9, ['bash', 'wget'], ['x']),
+      { ...exec(10, 'zsh', ['zsh']), process: { ...exec(10, 'zsh', ['zsh']).process, parent: { ...exec(10, 'zsh', ['zsh']).process.parent!, name: 'sshd' } } },
     ];
     const loaded = await rules();
     const alerts = await run(loaded, events);
@@ -106,6 +110,7 @@ describe('the process.name rule index', () => {
     expect(got).toEqual(expected);
     expect(got).toContain('eql-folded:CURL');
     expect(got).toContain('eql-number:1234');
+    expect(got).toContain('eql-parent:zsh');
     expect(got.filter((alert) => alert.startsWith('seq-until'))).toEqual(['seq-until:bash']);
   });
 
