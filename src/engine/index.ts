@@ -196,6 +196,7 @@ function sameFields(a: readonly string[], b: readonly string[]): boolean {
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
   private termIndex = new TermIndex();
+  private sequenceRules = 0;
   /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
   private loadedRuleCount = 0;
   /** The tail of the in-order delivery chain. */
@@ -265,6 +266,7 @@ export class DetectionEngine {
     }
     this.runtimes = runtimes;
     this.termIndex = new TermIndex();
+    this.sequenceRules = runtimes.filter((runtime) => runtime.sequence !== undefined).length;
     for (const runtime of runtimes) if (runtime.rule.indexTerms !== undefined) this.termIndex.add(runtime, runtime.rule.indexTerms);
     this.loadedRuleCount = rules.length;
   }
@@ -300,8 +302,11 @@ export class DetectionEngine {
       for (const runtime of this.runtimes) runtime.markedFor = eventNumber;
     }
     this.eventTimes.clear();
-    const eventTimeMs = dateValueMs(getField(event, '@timestamp')[0]);
-    if (eventTimeMs !== null) this.lastEvaluated = { eventTimeMs, atMs: nowMs };
+    // only sequence rules need the pipeline's lag (sequenceClock); the date is read once for them all
+    if (this.sequenceRules > 0) {
+      const eventTimeMs = this.eventDate(event, '@timestamp');
+      if (eventTimeMs !== null) this.lastEvaluated = { eventTimeMs, atMs: nowMs };
+    }
     for (const runtime of this.runtimes) {
       if (runtime.indexed && runtime.markedFor !== eventNumber) continue;
       this.evaluateRule(runtime, event, nowMs);
@@ -309,16 +314,21 @@ export class DetectionEngine {
   }
 
   /** The current event's dates by field, read once however many sequence rules ask. */
-  private readonly eventTimes = new Map<string, number>();
+  private readonly eventTimes = new Map<string, number | null>();
 
-  private eventTime(event: ProcessEvent, field: string, nowMs: number): number {
+  /** The current event's date in `field`, null when it has none (read once per event and field). */
+  private eventDate(event: ProcessEvent, field: string): number | null {
     let timeMs = this.eventTimes.get(field);
     if (timeMs === undefined) {
-      // the event's own time orders and spaces a sequence (the wall clock when the event has none)
-      timeMs = dateValueMs(getField(event, field)[0]) ?? nowMs;
+      timeMs = dateValueMs(getField(event, field)[0]);
       this.eventTimes.set(field, timeMs);
     }
     return timeMs;
+  }
+
+  /** The time that orders and spaces a sequence: the event's own, the wall clock when it has none. */
+  private eventTime(event: ProcessEvent, field: string, nowMs: number): number {
+    return this.eventDate(event, field) ?? nowMs;
   }
 
   private evaluateRule(runtime: RuleRuntime, event: ProcessEvent, nowMs: number): void {
