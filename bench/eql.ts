@@ -48,9 +48,8 @@ function recordedEvent(what: string, test: (event: Doc) => boolean): Doc {
   return found;
 }
 
-const SHELL_UNDER_INTERPRETER = `process where host.os.type == "linux" and event.type == "start" and
-  event.action in ("exec", "exec_event", "start", "ProcessRollup2", "executed", "process_started") and
-  process.name in ("bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish") and
+/** The shell-under-an-interpreter conditions (after the opening clauses), shared by both queries below. */
+const SHELL_CLAUSES = `process.name in ("bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish") and
   process.args : ("-c", "-cl", "-lc", "-ic", "-ci") and
   process.parent.name like~ ("node", "python*", "php*", "perl*", "ruby*", "lua*", "java") and
   process.parent.executable != null and
@@ -58,18 +57,16 @@ const SHELL_UNDER_INTERPRETER = `process where host.os.type == "linux" and event
   not process.parent.args : ("/usr/lib/node_modules/npm/bin/*", "*/.vscode-server/*", "/opt/*") and
   not process.working_directory like ("/var/lib/dpkg/*", "/usr/share/*", "/nix/store/*")`;
 
+const SHELL_UNDER_INTERPRETER = `process where host.os.type == "linux" and event.type == "start" and
+  event.action in ("exec", "exec_event", "start", "ProcessRollup2", "executed", "process_started") and
+  ${SHELL_CLAUSES}`;
+
 /** The rule above, then three more blocks of every construct a rule uses: comments, functions, `?`, regex, cidrMatch. */
 const SIXTY_LINE_QUERY = `process where host.os.type == "linux" and event.type == "start" and
 event.action in ("exec", "exec_event", "start", "ProcessRollup2", "executed", "process_started") and (
   (
     // a shell told what to run by an interpreter
-    process.name in ("bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish") and
-    process.args : ("-c", "-cl", "-lc", "-ic", "-ci") and
-    process.parent.name like~ ("node", "python*", "php*", "perl*", "ruby*", "lua*", "java") and
-    process.parent.executable != null and
-    not process.executable : ("/usr/local/*", "/opt/*", "/snap/*") and
-    not process.parent.args : ("/usr/lib/node_modules/npm/bin/*", "*/.vscode-server/*", "/opt/*") and
-    not process.working_directory like ("/var/lib/dpkg/*", "/usr/share/*", "/nix/store/*")
+    ${SHELL_CLAUSES}
   ) or (
     // a decoded payload piped into an interpreter
     process.name in ("base64", "base64plain", "base64url", "base32", "base16", "basenc", "openssl", "xxd") and

@@ -520,9 +520,11 @@ function runner(dfa: Dfa): (text: string) => boolean {
 
 abstract class Parser {
   protected pos = 0;
+  /** `ci`: the pattern ignores case, folded as each flavour folds (Lucene: Unicode; Java: its CASE_INSENSITIVE). */
   constructor(
     protected readonly src: string,
     protected readonly t: Terms,
+    protected readonly ci: boolean,
   ) {}
 
   protected fail(reason: string, at: number = this.pos): never {
@@ -577,14 +579,6 @@ abstract class Parser {
 // expression syntax" reference (query DSL) documents the same operators.
 
 class LuceneParser extends Parser {
-  constructor(
-    src: string,
-    t: Terms,
-    private readonly ci: boolean,
-  ) {
-    super(src, t);
-  }
-
   parse(): Term {
     if (this.src.length === 0) return this.t.eps;
     const e = this.union();
@@ -790,14 +784,6 @@ const JAVA_SPACE: CodeSet = setUnion([[0x09, 0x0d], [0x20, 0x20]]);
 
 class JavaParser extends Parser {
   private depth = 0;
-
-  constructor(
-    src: string,
-    t: Terms,
-    private readonly ci: boolean,
-  ) {
-    super(src, t);
-  }
 
   parse(): Term {
     const e = this.alternation();
