@@ -217,3 +217,15 @@ export interface EqlPipe {
 }
 
 export type EqlQuery = EqlEventQuery | EqlSequenceQuery;
+
+/** The expression inside any parentheses around it. */
+export function unwrapParens(e: EqlExpression): EqlExpression {
+  while (e.type === 'paren') e = e.expression;
+  return e;
+}
+
+/** The operands of a chain of `and` (or of `or`), parentheses looked through: `a and (b and c)` → a, b, c. */
+export function junctionOperands(e: EqlExpression, type: 'and' | 'or'): EqlExpression[] {
+  const inner = unwrapParens(e);
+  return inner.type === type ? [...junctionOperands(inner.left, type), ...junctionOperands(inner.right, type)] : [inner];
+}

@@ -15,6 +15,7 @@ import type {
   EqlPosition,
   EqlQuery,
 } from './ast.js';
+import { junctionOperands, unwrapParens } from './ast.js';
 import { parseEql } from './parser.js';
 import { printEqlExpression } from './printer.js';
 import { compileJavaRegex, compileLuceneRegex, EqlPatternError, foldCase } from './regex.js';
@@ -197,10 +198,6 @@ const isInteger = (type: StaticType, value: ScriptValue): boolean => type === 'i
 const MIRRORED: Record<EqlComparisonOperator, EqlComparisonOperator> = { '==': '==', '!=': '!=', '<': '>', '<=': '>=', '>': '<', '>=': '<=' };
 const RANGE: Partial<Record<EqlComparisonOperator, KqlRangeOperator>> = { '<': 'lt', '<=': 'lte', '>': 'gt', '>=': 'gte' };
 
-function unwrap(e: EqlExpression): EqlExpression {
-  while (e.type === 'paren') e = e.expression;
-  return e;
-}
 
 function hasFieldReference(e: EqlExpression): boolean {
   switch (e.type) {
@@ -229,13 +226,13 @@ function hasFieldReference(e: EqlExpression): boolean {
 
 /** Whether an expression reads only optional fields (`?x`, `concat(?x, "a")` is not: a function of one). */
 function onlyOptionalFields(e: EqlExpression): boolean {
-  const inner = unwrap(e);
+  const inner = unwrapParens(e);
   return inner.type === 'field' && inner.optional;
 }
 
 /** `== null` or `!= null` with a null constant: Elasticsearch's IsNull / IsNotNull. */
 function isNullCheck(operator: EqlComparisonOperator, right: EqlExpression): boolean {
-  const inner = unwrap(right);
+  const inner = unwrapParens(right);
   return (operator === '==' || operator === '!=') && inner.type === 'literal' && inner.value === null;
 }
 
@@ -293,11 +290,7 @@ class Compiler {
       const isCategory: ValueTest = (value) => value === category;
       parts.push({ text: `${this.categoryField} == ${JSON.stringify(category)}`, matches: (doc) => someAtPath(doc, path, 0, isCategory) });
     }
-    const split = (e: EqlExpression): EqlExpression[] => {
-      const inner = unwrap(e);
-      return inner.type === 'and' ? [...split(inner.left), ...split(inner.right)] : [inner];
-    };
-    for (const conjunct of split(filter.condition)) parts.push({ text: printEqlExpression(conjunct), matches: this.condition(conjunct) });
+    for (const conjunct of junctionOperands(filter.condition, 'and')) parts.push({ text: printEqlExpression(conjunct), matches: this.condition(conjunct) });
     return parts;
   }
 
@@ -310,7 +303,7 @@ class Compiler {
    */
   joinKeys(keys: readonly EqlExpression[]): (doc: object) => readonly unknown[] | undefined {
     const readers = keys.map((key) => {
-      const field = unwrap(key);
+      const field = unwrapParens(key);
       if (field.type !== 'field') throw new EqlCompileError(`join keys must be fields, found [${printEqlExpression(key)}]`, key.at);
       return { read: this.fieldReader(field), optional: field.optional };
     });
@@ -335,7 +328,7 @@ class Compiler {
    * constants are checked when folded (leaf).
    */
   private requireBoolean(e: EqlExpression): void {
-    const inner = unwrap(e);
+    const inner = unwrapParens(e);
     if (inner.type === 'and' || inner.type === 'or') {
       this.requireBoolean(inner.left);
       this.requireBoolean(inner.right);
@@ -375,15 +368,7 @@ class Compiler {
    * the command line only for the events that got that far.
    */
   private junction(type: 'and' | 'or', e: EqlExpression): Predicate {
-    const operands: EqlExpression[] = [];
-    const collect = (x: EqlExpression): void => {
-      const inner = unwrap(x);
-      if (inner.type === type) {
-        collect(inner.left);
-        collect(inner.right);
-      } else operands.push(inner);
-    };
-    collect(e);
+    const operands = junctionOperands(e, type);
     // In an `and`, a negated operand is usually an exclusion that holds (rules list them to let most events
     // through): it decides little, so it goes after the positive conditions of similar cost.
     const ordered = operands
@@ -407,7 +392,7 @@ class Compiler {
    * their number, regular expressions and substring searches more, scripts (per value combination) most.
    */
   private cost(e: EqlExpression): number {
-    const inner = unwrap(e);
+    const inner = unwrapParens(e);
     switch (inner.type) {
       case 'and':
       case 'or':
@@ -429,7 +414,7 @@ class Compiler {
 
   /** Whether Elasticsearch runs this condition as a script (it has no query translation). */
   private isScript(e: EqlExpression): boolean {
-    const inner = unwrap(e);
+    const inner = unwrapParens(e);
     if (inner.type === 'and' || inner.type === 'or') return false;
     if (inner.type === 'not') return this.isScript(inner.operand);
     if (!hasFieldReference(inner)) return false;
@@ -443,7 +428,7 @@ class Compiler {
    */
   private queryFieldOf(e: EqlExpression): EqlField | null {
     const field = (x: EqlExpression): EqlField | null => {
-      const inner = unwrap(x);
+      const inner = unwrapParens(x);
       return inner.type === 'field' ? inner : null;
     };
     switch (e.type) {
@@ -654,7 +639,7 @@ class Compiler {
     const text = printEqlExpression(e);
     if (!hasFieldReference(e)) {
       const value = this.constant(e);
-      const inner = unwrap(e);
+      const inner = unwrapParens(e);
       const type: StaticType =
         inner.type === 'literal' ? literalType(inner) : value === null ? 'null' : typeof value === 'string' ? 'string' : typeof value === 'boolean' ? 'boolean' : Number.isInteger(value) ? 'integer' : 'double';
       return { type, constant: true, value, text };
@@ -663,7 +648,7 @@ class Compiler {
   }
 
   private staticType(e: EqlExpression): StaticType {
-    const inner = unwrap(e);
+    const inner = unwrapParens(e);
     switch (inner.type) {
       case 'literal':
         return literalType(inner);

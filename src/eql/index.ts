@@ -4,7 +4,7 @@
  * or the engine; field types, field reading and the date and IP helpers are the ones KQL uses.
  */
 export type * from './ast.js';
-export { EQL_FUNCTION_NAMES } from './ast.js';
+export { EQL_FUNCTION_NAMES, junctionOperands, unwrapParens } from './ast.js';
 export { EqlSyntaxError, EqlUnsupportedError, parseEql, parseEqlExpression } from './parser.js';
 export { printEql, printEqlExpression } from './printer.js';
 export { compileEql, EqlCompileError, type CompiledEql, type CompiledEventQuery, type CompiledSequenceQuery, type EqlCompileOptions } from './compile.js';

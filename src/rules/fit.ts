@@ -1,6 +1,6 @@
 import { KNOWN_FIELD_NAMES } from '../ecs/known-fields.js';
 import { PROCESS_EVENT_CONSTANTS } from '../ecs/types.js';
-import { parseEql, printEqlExpression, type EqlEventFilter, type EqlExpression } from '../eql/index.js';
+import { junctionOperands, parseEql, printEqlExpression, unwrapParens, type EqlEventFilter, type EqlExpression } from '../eql/index.js';
 import { foldCase } from '../eql/regex.js';
 import { compileEqlWildcard } from '../eql/wildcard.js';
 import { parseKql, printKql, type KqlNode } from '../kql/index.js';
@@ -53,38 +53,51 @@ export interface RequiredTerms {
   readonly caseInsensitive: boolean;
 }
 
+/**
+ * A rule query's top-level conditions, read once per rule: per filter (an event query's one; a sequence's
+ * stages, missing-event ones included, then `until`), and which filters must match for the rule to fire
+ * (not missing-event stages, not `until`).
+ */
+export interface QueryConditions {
+  readonly filters: readonly { readonly conditions: readonly FieldCondition[]; readonly mustMatch: boolean }[];
+}
+
+export function queryConditions(language: 'kuery' | 'eql', query: string): QueryConditions {
+  return { filters: language === 'eql' ? eqlFilterConditions(query) : [{ conditions: kqlConditions(query), mustMatch: true }] };
+}
+
 /** The warning for a top-level condition the sensor's events can never satisfy, if any. */
-export function impossibleConditionRemark(ruleName: string, language: 'kuery' | 'eql', query: string): string | undefined {
-  const conditions = language === 'eql' ? eqlConditions(query) : kqlConditions(query);
-  for (const condition of conditions) {
-    const produced = PROCESS_EVENT_CONSTANTS[condition.field];
-    if (produced === undefined || produced.some(condition.accepts)) continue;
-    const values = produced.map((value) => JSON.stringify(value)).join(', ');
-    return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is always ${values} in execsentry's events`;
+export function impossibleConditionRemark(ruleName: string, query: QueryConditions): string | undefined {
+  for (const filter of query.filters) {
+    if (!filter.mustMatch) continue;
+    for (const condition of filter.conditions) {
+      const produced = PROCESS_EVENT_CONSTANTS[condition.field];
+      if (produced === undefined || produced.some(condition.accepts)) continue;
+      const values = produced.map((value) => JSON.stringify(value)).join(', ');
+      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is always ${values} in execsentry's events`;
+    }
   }
   return undefined;
 }
 
 /**
- * The values `field` must hold for the query to match, when a top-level condition of every stage that
- * must match lists them plainly (`process.name:(bash or sh)`, `process.name in ("bash", "sh")`,
- * `process.name : "bash"`); undefined when some stage can match other values. A necessary condition only:
- * the engine uses it to skip rules an event cannot match, and still evaluates the rest in full. For a
- * sequence, every filter counts: the stages, missing-event ones too, and `until` (their events matter).
+ * The values `field` must hold for the query to match, when a top-level condition of every filter lists
+ * them plainly (`process.name:(bash or sh)`, `process.name in ("bash", "sh")`, `process.name : "bash"`);
+ * undefined when some filter can match other values. A necessary condition only: the engine uses it to skip
+ * rules an event cannot match, and still evaluates the rest in full. For a sequence every filter counts,
+ * missing-event stages and `until` too: their events matter.
  */
-export function requiredTerms(language: 'kuery' | 'eql', query: string, field: string): RequiredTerms | undefined {
-  const stages = language === 'eql' ? eqlStageConditions(query, true) : [kqlConditions(query)];
+export function requiredTerms(query: QueryConditions, field: string): RequiredTerms | undefined {
   const all: RequiredTerms[] = [];
-  for (const conditions of stages) {
-    const found = conditions.find((condition) => condition.field === field && condition.terms !== undefined)?.terms;
+  for (const filter of query.filters) {
+    const found = filter.conditions.find((condition) => condition.field === field && condition.terms !== undefined)?.terms;
     if (found === undefined) return undefined;
     all.push(found);
   }
-  if (all.length === 0 || all.some((terms) => terms.caseInsensitive !== all[0]!.caseInsensitive)) {
-    // mixed: fold everything, which is still necessary for the case-sensitive ones
-    return all.length === 0 ? undefined : { values: all.flatMap((terms) => terms.values), caseInsensitive: true };
-  }
-  return { values: all.flatMap((terms) => terms.values), caseInsensitive: all[0]!.caseInsensitive };
+  if (all.length === 0) return undefined;
+  // mixed case rules: fold everything, which is still necessary for the case-sensitive ones
+  const caseInsensitive = all.some((terms) => terms.caseInsensitive);
+  return { values: all.flatMap((terms) => terms.values), caseInsensitive };
 }
 
 // ---- KQL --------------------------------------------------------------------------------------------------
@@ -130,45 +143,28 @@ function kqlCondition(node: KqlNode): FieldCondition | undefined {
 
 // ---- EQL --------------------------------------------------------------------------------------------------
 
-/** The top-level conditions of every stage that must match (an event query's one filter, a sequence's stages). */
-function eqlConditions(query: string): FieldCondition[] {
-  return eqlStageConditions(query, false).flat();
-}
-
-/**
- * Per filter, its top-level conditions: an event query's one filter; a sequence's stages that must match,
- * or with `everyFilter` all its filters (missing-event stages and `until` included).
- */
-function eqlStageConditions(query: string, everyFilter: boolean): FieldCondition[][] {
+/** Each filter's top-level conditions, and whether the filter must match (see QueryConditions). */
+function eqlFilterConditions(query: string): QueryConditions['filters'] {
   const tree = parseEql(query);
-  const filters: EqlEventFilter[] =
+  const filters: { filter: EqlEventFilter; mustMatch: boolean }[] =
     tree.type === 'event'
-      ? [tree.filter]
+      ? [{ filter: tree.filter, mustMatch: true }]
       : [
-          ...tree.stages.filter((stage) => everyFilter || !stage.missing).map((stage) => stage.filter),
-          ...(everyFilter && tree.until !== null ? [tree.until.filter] : []),
+          ...tree.stages.map((stage) => ({ filter: stage.filter, mustMatch: !stage.missing })),
+          ...(tree.until === null ? [] : [{ filter: tree.until.filter, mustMatch: false }]),
         ];
-  return filters.map((filter) =>
-    splitAnd(filter.condition).flatMap((conjunct) => {
+  return filters.map(({ filter, mustMatch }) => ({
+    mustMatch,
+    conditions: junctionOperands(filter.condition, 'and').flatMap((conjunct) => {
       const condition = eqlCondition(conjunct);
       return condition === undefined ? [] : [condition];
     }),
-  );
-}
-
-function unwrap(e: EqlExpression): EqlExpression {
-  while (e.type === 'paren') e = e.expression;
-  return e;
-}
-
-function splitAnd(e: EqlExpression): EqlExpression[] {
-  const inner = unwrap(e);
-  return inner.type === 'and' ? [...splitAnd(inner.left), ...splitAnd(inner.right)] : [inner];
+  }));
 }
 
 /** `f == "v"`, `f in ("a", "b")`, `f : "p*"` (and `in~`, `like`, `like~`), or an or of them on one field. */
 function eqlCondition(e: EqlExpression, text: string = printEqlExpression(e)): FieldCondition | undefined {
-  const inner = unwrap(e);
+  const inner = unwrapParens(e);
   if (inner.type === 'or') {
     const left = eqlCondition(inner.left, text);
     const right = eqlCondition(inner.right, text);
@@ -180,11 +176,11 @@ function eqlCondition(e: EqlExpression, text: string = printEqlExpression(e)): F
     return { field: left.field, text, accepts: (value) => left.accepts(value) || right.accepts(value), ...(terms === undefined ? {} : { terms }) };
   }
   const field = (x: EqlExpression): string | undefined => {
-    const f = unwrap(x);
+    const f = unwrapParens(x);
     return f.type === 'field' ? f.name : undefined;
   };
   const strings = (values: readonly EqlExpression[]): string[] | undefined => {
-    const texts = values.map((value) => unwrap(value)).map((value) => (value.type === 'literal' && typeof value.value === 'string' ? value.value : undefined));
+    const texts = values.map((value) => unwrapParens(value)).map((value) => (value.type === 'literal' && typeof value.value === 'string' ? value.value : undefined));
     return texts.every((value) => value !== undefined) ? (texts as string[]) : undefined;
   };
   if (inner.type === 'compare' && inner.operator === '==') {

@@ -2,7 +2,7 @@ import { PROCESS_EVENT_CONSTANTS, type RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
 import { compileEql, EqlCompileError, EqlSyntaxError, EqlUnsupportedError, type CompiledSequenceQuery } from '../eql/index.js';
 import { compileKql, fieldRead, KqlSyntaxError, termReader } from '../kql/index.js';
-import { impossibleConditionRemark, requiredTerms, unknownFieldRemark, type RequiredTerms } from './fit.js';
+import { impossibleConditionRemark, queryConditions, requiredTerms, unknownFieldRemark, type QueryConditions, type RequiredTerms } from './fit.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
@@ -188,7 +188,8 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
   const remarks = notApplied(fields).map((what) => `rule ${JSON.stringify(rule.name)} has ${what}, which execsentry does not apply`);
   const unknownFields = unknownFieldRemark(rule.name, [...compiled.fields, ...(newTerms?.fields ?? []).map(fieldRead)]);
   if (unknownFields !== undefined) remarks.push(unknownFields);
-  const impossible = impossibleConditionRemark(rule.name, RULE_LANGUAGE[rule.type], rule.query);
+  const conditions = queryConditions(RULE_LANGUAGE[rule.type], rule.query);
+  const impossible = impossibleConditionRemark(rule.name, conditions);
   if (impossible !== undefined) remarks.push(impossible);
   return {
     kind: 'rule',
@@ -202,7 +203,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       compiled,
       timestampField: rule.timestamp_field ?? '@timestamp',
       eventCategoryField: rule.event_category_override ?? 'event.category',
-      indexTerms: indexTerms(RULE_LANGUAGE[rule.type], rule.query),
+      indexTerms: indexTerms(conditions),
       severity: rule.severity,
       riskScore: rule.risk_score,
       version: rule.version,
@@ -243,9 +244,9 @@ function notApplied(fields: Record<string, unknown>): string[] {
 /** The fields rules are indexed by, in order of preference: the program first, as most rules name it. */
 const INDEX_FIELDS = ['process.name', 'process.parent.name', 'process.executable', 'process.args'] as const;
 
-function indexTerms(language: 'kuery' | 'eql', query: string): (RequiredTerms & { readonly field: string }) | undefined {
+function indexTerms(query: QueryConditions): (RequiredTerms & { readonly field: string }) | undefined {
   for (const field of INDEX_FIELDS) {
-    const terms = requiredTerms(language, query, field);
+    const terms = requiredTerms(query, field);
     if (terms !== undefined) return { field, ...terms };
   }
   return undefined;
