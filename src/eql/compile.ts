@@ -249,11 +249,6 @@ function stringTest(kind: FieldKind, test: (text: string) => boolean): ValueTest
   };
 }
 
-/**
- * Case-insensitive terms, prefixes and wildcards compare as Lucene's case-insensitive queries do: each code
- * point matches its case variants (see regex.ts, caseVariants).
- */
-const caseFold = foldCase;
 
 const STRING_KINDS: ReadonlySet<FieldKind> = new Set<FieldKind>(['keyword', 'caseless', 'wildcard', 'text', 'flattened']);
 
@@ -554,9 +549,13 @@ class Compiler {
     return e.list.map((item) => this.constant(item));
   }
 
+  /**
+   * Case-insensitive terms, prefixes and wildcards compare as Lucene's case-insensitive queries do: each code
+   * point matches its case variants (foldCase, regex.ts).
+   */
   private insensitiveSetTest(kind: FieldKind, values: readonly ScriptValue[]): ValueTest {
-    const wanted = new Set(values.filter((v): v is string => typeof v === 'string').map(caseFold));
-    return stringTest(kind, (text) => wanted.has(caseFold(text)));
+    const wanted = new Set(values.filter((v): v is string => typeof v === 'string').map(foldCase));
+    return stringTest(kind, (text) => wanted.has(foldCase(text)));
   }
 
   /** `:`, like and regex on a field: any pattern matching any value. */
@@ -588,7 +587,7 @@ class Compiler {
       const plain = texts.filter((text) => !/[*?]/.test(text));
       const matchers = texts.filter((text) => /[*?]/.test(text)).map((text) => compileEqlWildcard(text, options));
       if (plain.length === 0) return matchers.length === 1 ? matchers[0]! : (value) => matchers.some((matches) => matches(value));
-      const fold = options.caseInsensitive ? caseFold : (text: string) => text;
+      const fold = options.caseInsensitive ? foldCase : (text: string) => text;
       const terms = new Set(plain.map(fold));
       if (matchers.length === 0) return (value) => terms.has(fold(value));
       return (value) => terms.has(fold(value)) || matchers.some((matches) => matches(value));
@@ -618,8 +617,8 @@ class Compiler {
     }
     const needle = constants[0];
     if (typeof needle !== 'string') return () => false;
-    const folded = e.caseInsensitive ? caseFold(needle) : needle;
-    const prepare = e.caseInsensitive ? caseFold : (text: string) => text;
+    const folded = e.caseInsensitive ? foldCase(needle) : needle;
+    const prepare = e.caseInsensitive ? foldCase : (text: string) => text;
     if (e.name === 'startsWith') return stringTest(kind, (text) => prepare(text).startsWith(folded));
     // endsWith and stringContains become wildcard queries `*x` and `*x*` of the constant as written
     // (QueryTranslator.CaseInsensitiveScalarFunctions), so `*` and `?` in it act as wildcards there.
