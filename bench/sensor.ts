@@ -18,12 +18,15 @@
  * its history entry is fsync'ed first); latency = the alert's arrival on stdout minus its @timestamp (the
  * kernel's exec time, in whole milliseconds: an upper bound by up to 1 ms). At idle, and during a storm. A
  * fresh agent every 90 shells: the built-in rule's max_signals stops it at 100 alerts per rule interval.
+ * The idle run is repeated with the state directory on /dev/shm (tmpfs: fsync returns at once), and the
+ * state directory's own disk is timed alone (append + fdatasync, as the store commits a new term), so that
+ * the pipeline's latency and the disk's are told apart.
  *
  * BENCH_SENSOR_ROUNDS (3), BENCH_SENSOR_EXECS (3000 per worker), BENCH_SENSOR_SHELLS (200) change the
  * defaults; BENCH_SENSOR_CLI runs another build of the CLI (a before/after comparison).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -281,12 +284,14 @@ async function startRun(stateDir: string): Promise<RunningAgent> {
   };
 }
 
-/** `execsentry run` with the built-in rule; `shells` shells as daemon, or as many as a storm lasts. */
-async function alertLatency(shells: number, duringStorm: boolean): Promise<Latency> {
-  const name = duringStorm ? 'storm' : 'idle';
+/**
+ * `execsentry run` with the built-in rule; `shells` shells as daemon, or as many as a storm lasts. The
+ * agents' state directories go under stateRoot.
+ */
+async function alertLatency(shells: number, duringStorm: boolean, stateRoot: string, name: string): Promise<Latency> {
   const shellDir = join(work, `shells-${name}`);
   mkdirSync(shellDir, { mode: 0o755 });
-  let agent = await startRun(join(work, `state-${name}-0`));
+  let agent = await startRun(join(stateRoot, `state-${name}-0`));
   let background: ChildProcess | undefined;
   let stormDone = false;
   let stormOutput = '';
@@ -304,7 +309,7 @@ async function alertLatency(shells: number, duringStorm: boolean): Promise<Laten
   for (let i = 0; duringStorm ? !stormDone && i < Math.min(shells, SHELLS_PER_AGENT) : i < shells; i++) {
     if (i > 0 && i % SHELLS_PER_AGENT === 0) {
       await agent.stop();
-      agent = await startRun(join(work, `state-${name}-${i}`));
+      agent = await startRun(join(stateRoot, `state-${name}-${i}`));
     }
     const shell = join(shellDir, `sh-${i}`);
     copyFileSync('/bin/bash', shell);
@@ -328,6 +333,27 @@ async function alertLatency(shells: number, duringStorm: boolean): Promise<Laten
   return { samples, missed, ...(mainPerExec !== undefined ? { mainPerExec } : {}) };
 }
 
+/**
+ * What one durable commit costs on dir's filesystem: a 100-byte append and fdatasync, `count` times, 20 ms
+ * apart (about the shells' pace). The floor under any alert that waits for its history entry's fsync.
+ */
+async function fdatasyncLatency(dir: string, count: number): Promise<Latency> {
+  const fd = openSync(join(dir, 'fdatasync-probe'), 'a');
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const started = process.hrtime.bigint();
+      writeSync(fd, 'x'.repeat(100));
+      fdatasyncSync(fd);
+      samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { samples, missed: 0 };
+}
+
 function rate(result: StormResult): number {
   return result.execs / result.seconds;
 }
@@ -336,6 +362,8 @@ const without: StormResult[] = [];
 const withAgent: ListenerRound[] = [];
 const withForkstat: ListenerRound[] = [];
 let idle: Latency;
+let idleOnTmpfs: Latency;
+let diskCommit: Latency;
 let busy: Latency;
 try {
   for (let round = 0; round < ROUNDS; round++) {
@@ -351,8 +379,10 @@ try {
       `round ${round + 1}/${ROUNDS}: no listener ${rate(without[round]!).toFixed(0)} execs/s, execsentry ${rate(withAgent[round]!).toFixed(0)}, forkstat ${rate(withForkstat[round]!).toFixed(0)}\n`,
     );
   }
-  idle = await alertLatency(SHELLS, false);
-  busy = await alertLatency(SHELLS, true);
+  idle = await alertLatency(SHELLS, false, work, 'idle');
+  idleOnTmpfs = await alertLatency(SHELLS, false, outDir, 'idle-tmpfs');
+  diskCommit = await fdatasyncLatency(work, SHELLS);
+  busy = await alertLatency(SHELLS, true, work, 'storm');
 } finally {
   rmSync(work, { recursive: true, force: true });
   rmSync(outDir, { recursive: true, force: true });
@@ -385,10 +415,10 @@ function column(rounds: ListenerRound[], js: boolean): string[] {
   ];
 }
 
-function percentiles({ samples, missed }: Latency): string {
+function percentiles({ samples, missed }: Latency, unit = 'shells', digits = 0): string {
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
-  return `${at(0.5)} / ${at(0.99)} / ${sorted.at(-1) ?? NaN} ms (${sorted.length} shells${missed > 0 ? `, ${missed} without alert` : ''})`;
+  const at = (q: number) => (sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN).toFixed(digits);
+  return `${at(0.5)} / ${at(0.99)} / ${at(1)} ms (${sorted.length} ${unit}${missed > 0 ? `, ${missed} without alert` : ''})`;
 }
 
 const labels = [
@@ -412,5 +442,7 @@ process.stdout.write('| measure | no listener | execsentry | forkstat -e exec |\
 process.stdout.write(`| storm throughput | ${baseline.toFixed(0)} execs/s | ${agentColumn[0]} | ${forkstatColumn[0]} |\n`);
 for (let i = 1; i < labels.length; i++) process.stdout.write(`| ${labels[i]} | | ${agentColumn[i]} | ${forkstatColumn[i]} |\n`);
 process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} | |\n`);
+process.stdout.write(`| the same, state directory on tmpfs (no disk in the path) | | ${percentiles(idleOnTmpfs)} | |\n`);
+process.stdout.write(`| the state directory's disk alone: append + fdatasync p50 / p99 / max | | ${percentiles(diskCommit, 'commits', 2)} | |\n`);
 process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, during a storm | | ${percentiles(busy)} | |\n`);
 process.stdout.write(`| \`run\` (built-in rule) JavaScript thread CPU per storm exec | | ${((busy.mainPerExec ?? NaN) * 1e6).toFixed(1)} µs | |\n`);
