@@ -11,7 +11,9 @@
  * is the storm's when its pid is one the storm exec'd. A line or event carries another process's data when
  * its program or argument is not what that pid was exec'd with. CPU is read per thread from
  * /proc/PID/task: the reader thread (named execsentry-read; in a build that does not name it, the busiest
- * thread other than the main one), the JavaScript (main) thread, the rest.
+ * thread other than the main one), the JavaScript (main) thread, the rest. Beside every storm an ordinary
+ * thread sleeps 1 ms at a time (bench/wake-probe.c): how late it wakes shows whether the listener's
+ * real-time reader keeps ordinary work off the CPU.
  *
  * Then exec → alert latency of `execsentry run` with the built-in rule: shells as user daemon in a
  * pseudo-terminal (`script` + `runuser`), each from a new copy of bash (a new term, so every one alerts and
@@ -55,6 +57,8 @@ chmodSync(work, 0o755); // daemon runs the shells copied here
 const outDir = mkdtempSync(join('/dev/shm', 'execsentry-bench-sensor-'));
 const storm = join(work, 'exec-storm');
 execFileSync('cc', ['-O2', '-o', storm, resolve('bench/exec-storm.c')], { stdio: 'inherit' });
+const wakeProbe = join(work, 'wake-probe');
+execFileSync('cc', ['-O2', '-o', wakeProbe, resolve('bench/wake-probe.c')], { stdio: 'inherit' });
 const program = join(work, 'storm-true');
 copyFileSync('/bin/true', program);
 chmodSync(program, 0o755);
@@ -67,13 +71,15 @@ interface StormResult {
   /** child pid → markers (for forkstat, which prints no parent) */
   byPid: Map<number, string[]>;
   workers: Set<number>;
+  /** How late an ordinary thread's 1 ms sleeps woke during the storm (bench/wake-probe.c), in µs. */
+  wakeLateness: { p99: number; max: number };
 }
 
 function stormArgs(tag: string, execs = EXECS): string[] {
   return [String(execs), String(WORKERS), tag, join(work, `${tag}.log`), program];
 }
 
-function readStorm(tag: string, stdout: string): StormResult {
+function readStorm(tag: string, stdout: string): Omit<StormResult, 'wakeLateness'> {
   const [execs, seconds] = stdout.trim().split(' ').map(Number);
   const children = new Map<string, string[]>();
   const byPid = new Map<number, string[]>();
@@ -91,10 +97,18 @@ function readStorm(tag: string, stdout: string): StormResult {
   return { execs: execs ?? 0, seconds: seconds ?? 0, children, byPid, workers };
 }
 
-function runStorm(tag: string): StormResult {
+/** One storm, with the wake-up probe running beside it. */
+async function runStorm(tag: string): Promise<StormResult> {
+  const probe = spawn(wakeProbe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let probeOutput = '';
+  probe.stdout!.on('data', (chunk: Buffer) => (probeOutput += chunk.toString()));
+  await new Promise((r) => setTimeout(r, 50)); // the probe sleeping
   const run = spawnSync(storm, stormArgs(tag), { encoding: 'utf8' });
+  probe.kill('SIGTERM');
+  await exited(probe);
   if (run.status !== 0) throw new Error(`exec-storm failed: ${run.stderr}`);
-  return readStorm(tag, run.stdout);
+  const [, p99 = NaN, max = NaN] = probeOutput.trim().split(' ').map(Number);
+  return { ...readStorm(tag, run.stdout), wakeLateness: { p99, max } };
 }
 
 /** utime + stime of every thread of pid, by thread id, with its name. */
@@ -175,7 +189,7 @@ async function runExecsentry(tag: string): Promise<ListenerRound> {
   const pid = agent.pid as number;
   await settled(out);
   const before = threadTicks(pid);
-  const result = runStorm(tag);
+  const result = await runStorm(tag);
   await settled(out);
   const cpu = cpuSplit(pid, before, threadTicks(pid));
   const peakRss = peakRssBytes(pid);
@@ -215,7 +229,7 @@ async function runForkstat(tag: string): Promise<ListenerRound> {
   await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').includes('Event'), 15_000);
   const pid = listener.pid as number;
   const before = threadTicks(pid);
-  const result = runStorm(tag);
+  const result = await runStorm(tag);
   await settled(out);
   const cpu = cpuSplit(pid, before, threadTicks(pid));
   const peakRss = peakRssBytes(pid);
@@ -370,7 +384,7 @@ try {
     const tag = `s${process.pid}r${round}`;
     // Each round in another order, so that no mode always runs first (or right after another).
     const modes = [
-      async () => void without.push(runStorm(`${tag}n`)),
+      async () => void without.push(await runStorm(`${tag}n`)),
       async () => void withAgent.push(await runExecsentry(`${tag}e`)),
       async () => void withForkstat.push(await runForkstat(`${tag}f`)),
     ];
@@ -441,6 +455,10 @@ process.stdout.write(`${ROUNDS} alternating rounds × ${WORKERS} workers × ${EX
 process.stdout.write('| measure | no listener | execsentry | forkstat -e exec |\n|---|---|---|---|\n');
 process.stdout.write(`| storm throughput | ${baseline.toFixed(0)} execs/s | ${agentColumn[0]} | ${forkstatColumn[0]} |\n`);
 for (let i = 1; i < labels.length; i++) process.stdout.write(`| ${labels[i]} | | ${agentColumn[i]} | ${forkstatColumn[i]} |\n`);
+/** The worst round's p99 and the worst wake-up of all rounds. */
+const lateness = (rounds: StormResult[]) =>
+  `${Math.max(...rounds.map((r) => r.wakeLateness.p99))} / ${Math.max(...rounds.map((r) => r.wakeLateness.max))} µs`;
+process.stdout.write(`| ordinary thread's 1 ms sleeps during the storm: lateness p99 / max | ${lateness(without)} | ${lateness(withAgent)} | ${lateness(withForkstat)} |\n`);
 process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} | |\n`);
 process.stdout.write(`| the same, state directory on tmpfs (no disk in the path) | | ${percentiles(idleOnTmpfs)} | |\n`);
 process.stdout.write(`| the state directory's disk alone: append + fdatasync p50 / p99 / max | | ${percentiles(diskCommit, 'commits', 2)} | |\n`);
