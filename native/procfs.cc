@@ -482,9 +482,9 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   bool missing = false;
 
   if (exeRead) setPath(exe, &snapshot.executable, &snapshot.executableBytes);
+  else if (!snapshot.kernelThread) missing = true;
   if (environRead) PickEnvVars(environ, *request.envVarNames, &snapshot);
   if (exeFileRead) SetExeFileKey(exeFile, &snapshot);
-  else if (!snapshot.kernelThread) missing = true;
   // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with argv = {}:
   // only a process not yet leaving when stat was read had its memory while cmdline was read.
   if (cmdlineRead && (!cmdline.empty() || (!leaving && !snapshot.kernelThread))) snapshot.args = DecodeCmdline(cmdline, request.maxArgsBytes);

@@ -21,4 +21,4 @@ const envVarName = z
 export const envVarNamesSchema = z
   .array(envVarName)
   .max(MAX_ENV_VARS)
-  .refine((names) => new Set(names).size === names.length, 'each name once');
+  .refine((names) => new Set(names).size === names.length, 'names each variable once');

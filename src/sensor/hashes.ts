@@ -53,13 +53,19 @@ type Outcome = { hashes: ProcessHashes; bytes: number } | { missing: HashMissing
 
 // The worker opens each candidate path, keeps the first whose fstat() is the exec'd file (dev, inode, size,
 // mtime and ctime as the snapshot saw them through /proc/PID/exe), and hashes it in 1 MiB reads: the CPU
-// and the blocking reads stay off the JavaScript thread.
+// and the blocking reads stay off the JavaScript thread. Unlinking a file changes its ctime (the link
+// count): a file removed since the exec (a program that deletes itself, an upgrade that replaced it) is
+// still the exec'd file when all else matches and it has no links left.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { openSync, fstatSync, readSync, closeSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const buffer = Buffer.allocUnsafe(1 << 20);
-const keyOf = (st) => [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].map((n) => n.toString(16)).join(':');
+const isExecd = (st, key) => {
+  const [dev, ino, size, mtimeNs, ctimeNs] = key.split(':');
+  const same = (value, hex) => value.toString(16) === hex;
+  return same(st.dev, dev) && same(st.ino, ino) && same(st.size, size) && same(st.mtimeNs, mtimeNs) && (same(st.ctimeNs, ctimeNs) || st.nlink === 0n);
+};
 parentPort.on('message', ({ id, paths, key, algorithms, maxBytes }) => {
   let fd = -1;
   let opened = false;
@@ -71,7 +77,7 @@ parentPort.on('message', ({ id, paths, key, algorithms, maxBytes }) => {
     }
     opened = true;
     try {
-      if (keyOf(fstatSync(fd, { bigint: true })) === key) break;
+      if (isExecd(fstatSync(fd, { bigint: true }), key)) break;
     } catch {}
     closeSync(fd);
     fd = -1;
