@@ -50,8 +50,8 @@ export function ecsMac(mac: string): string {
 
 /**
  * host.ip and host.mac: every address of every interface that is up, loopback's included, as Elastic
- * Defend lists them (endpoint-package data_stream/process/sample_event.json carries 127.0.0.1 and ::1 in
- * host.ip), the others first; each hardware address once, without the all-zero one of loopback and of
+ * Defend lists them (endpoint-package data_stream/process/sample_event.json, and the Linux exec event in
+ * elastic/detection-rules#2367, carry 127.0.0.1 and ::1 in host.ip), the others first; each hardware address once, without the all-zero one of loopback and of
  * interfaces that have none. Defend itself wrote colons until it took up ECS's hyphens
  * (elastic/endpoint-package#371).
  */
