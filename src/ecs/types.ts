@@ -122,7 +122,12 @@ export interface ExecsentryProcessExtras {
   raw?: ExecsentryRaw;
   /** Configured environment variables whose value was over 1023 bytes, left out of process.env_vars. */
   env_vars_oversized?: string[];
-  /** Why process.hash is absent although hashes are configured (src/sensor/hashes.ts HashMissing). */
+  /**
+   * Why process.hash is absent although sensor.hashes asks for it: too_large (over sensor.maxHashFileBytes),
+   * timeout (not ready within sensor.hashWaitMs; hashed on and cached for the next exec), busy (too many
+   * files waiting to be hashed), changed (neither /proc/PID/exe nor the path was the exec'd file any more),
+   * unreadable.
+   */
   hash_missing?: 'too_large' | 'timeout' | 'busy' | 'changed' | 'unreadable';
 }
 

@@ -1,25 +1,14 @@
 import { Worker } from 'node:worker_threads';
-import type { ProcessEvent } from '../ecs/types.js';
+import type { EcsProcess, ExecsentryProcessExtras, ProcessEvent } from '../ecs/types.js';
 import type { ProcSnapshot } from '../native.js';
 
 export const HASH_ALGORITHMS = ['md5', 'sha1', 'sha256'] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
-export type ProcessHashes = Partial<Record<HashAlgorithm, string>>;
-
+export type ProcessHashes = NonNullable<EcsProcess['hash']>;
 /** Why an event that asked for process.hash has none (execsentry.hash_missing). */
-export type HashMissing =
-  /** larger than sensor.maxHashFileBytes */
-  | 'too_large'
-  /** not computed within sensor.hashWaitMs: the event went without; the file is hashed on and cached */
-  | 'timeout'
-  /** more files waiting to be hashed than the queue holds */
-  | 'busy'
-  /** neither /proc/PID/exe nor the path was the exec'd file any more (exited and replaced, or modified) */
-  | 'changed'
-  /** the exec'd file could not be opened or read */
-  | 'unreadable';
+export type HashMissing = NonNullable<ExecsentryProcessExtras['hash_missing']>;
 
-/** Most programs are far smaller; hashing 64 MiB with all three algorithms takes about 0.2 s of a core. */
+/** Most programs are far smaller; hashing 64 MiB with all three algorithms takes about a quarter second of a core. */
 export const DEFAULT_MAX_HASH_FILE_BYTES = 64 * 1024 * 1024;
 /** An event's wait for a file's first hash: a small program's hash is ready in a few milliseconds. */
 export const DEFAULT_HASH_WAIT_MS = 50;
