@@ -43,6 +43,13 @@ describe('container.id from /proc/PID/cgroup', () => {
     ['podman, cgroupfs driver', `0::/libpod_parent/libpod-${ID}\n`, { id: ID, runtime: 'podman' }],
     ['docker in docker: the inner container', `0::/system.slice/docker-${ID}.scope/docker/${INNER}\n`, { id: INNER, runtime: 'docker' }],
     [
+      // A runtime that manages the v2 hierarchy only (podman on a hybrid host) moves the process there; the
+      // v1 hierarchies still hold what its parent had (here: the docker container podman runs in).
+      'hybrid host: the v2 line wins over the v1 lines',
+      `9:name=systemd:/docker/${ID}\n4:memory:/docker/${ID}\n0::/docker/${ID}/libpod-${INNER}.scope\n`,
+      { id: INNER, runtime: 'podman' },
+    ],
+    [
       'hybrid host: v2 holds nothing, v1 names the container',
       `9:name=systemd:/docker/${ID}\n4:memory:/docker/${ID}\n0::/\n`,
       { id: ID, runtime: 'docker' },
