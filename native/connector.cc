@@ -1,6 +1,7 @@
 // The kernel's netlink process connector, read on a dedicated thread.
 //
-// new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel? }, onBatch) subscribes
+// new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel?, envVarNames?, exeFileKey? },
+// onBatch) subscribes
 // synchronously, so a missing privilege or a kernel without the connector throws at once with errno's code.
 // The reader thread then decodes exec/fork/exit/id records, snapshots /proc/<pid> of every exec'd process
 // before it can exit (procfs.cc) and hands batches to JavaScript through a thread-safe function. stop()
@@ -191,7 +192,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   explicit ProcessConnector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessConnector>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
-      throw Napi::TypeError::New(env, "new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel? }, onBatch)");
+      throw Napi::TypeError::New(env, "new ProcessConnector({ socketBufferBytes, maxArgsBytes, procRoot?, legacyKernel?, envVarNames?, exeFileKey? }, onBatch)");
     }
     Napi::Object options = info[0].As<Napi::Object>();
     const auto number = [&](const char* key, double fallback) {
@@ -203,6 +204,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     maxArgsBytes_ = maxArgs > 0 ? static_cast<size_t>(maxArgs) : 0;
     if (options.Get("procRoot").IsString()) procRoot_ = options.Get("procRoot").As<Napi::String>().Utf8Value();
     legacyKernel_ = options.Get("legacyKernel").ToBoolean().Value();
+    envVarNames_ = StringList(options.Get("envVarNames"));
+    exeFileKey_ = options.Get("exeFileKey").ToBoolean().Value();
     filtered_ = !legacyKernel_ && KernelFiltersEvents();
     idsFromStatus_ = legacyKernel_ || !PidfdInfoSupported();
 
@@ -622,6 +625,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       request.pid = record.pid;
       request.maxArgsBytes = maxArgsBytes_;
       request.idsFromStatus = idsFromStatus_;
+      request.envVarNames = &envVarNames_;
+      request.exeFileKey = exeFileKey_;
       // One tick of slack: the kernel's start time and the record's time come from different reads.
       request.notStartedAfterBoottimeNs = record.timeNs + bootMinusMonotonic + NanosPerTick();
       record.snapshot = TakeSnapshot(request);
@@ -651,6 +656,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   uint64_t socketBufferBytes_ = 0;
   size_t maxArgsBytes_ = 64 * 1024;
   std::string procRoot_ = "/proc";
+  std::vector<std::string> envVarNames_;
+  bool exeFileKey_ = false;
   // reader thread only:
   std::vector<char> receive_;
   std::unique_ptr<Batch> batch_;

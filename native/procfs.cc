@@ -364,6 +364,52 @@ bool IdsFromPidfd(int pidFd, int32_t pid, ProcStatus* out) {
   return true;
 }
 
+// argv and the environment together are capped at 3/4 of _STK_LIM, 6 MiB (fs/exec.c bprm_stack_limits).
+constexpr size_t kMaxEnvironBytes = 6 * 1024 * 1024;
+
+// The entries of environ ("NAME=value\0" each, as execve() laid them out: fs/proc/base.c environ_read
+// shows the mm's env_start..env_end) whose name is one of `names`, every binding in environ order.
+void PickEnvVars(std::string_view environ, const std::vector<std::string>& names, Snapshot* snapshot) {
+  size_t start = 0;
+  while (start < environ.size()) {
+    size_t end = environ.find('\0', start);
+    if (end == std::string_view::npos) end = environ.size();
+    std::string_view entry = environ.substr(start, end - start);
+    start = end + 1;
+    size_t equals = entry.find('=');
+    if (equals == std::string_view::npos) continue;
+    std::string_view name = entry.substr(0, equals);
+    for (const std::string& wanted : names) {
+      if (name != wanted) continue;
+      if (entry.size() - equals - 1 > kMaxEnvVarValueBytes) {
+        bool listed = false;
+        for (const std::string& seen : snapshot->envVarsOversized) listed = listed || seen == wanted;
+        if (!listed) snapshot->envVarsOversized.push_back(wanted);
+      } else {
+        bool lossy = false;
+        snapshot->envVars.push_back(ToUtf8Lossy(entry, &lossy));
+      }
+      break;
+    }
+  }
+}
+
+// The exec'd file's identity: stat() through the exe link reaches the file the process runs even when
+// its path was since replaced or unlinked.
+bool StatExeFile(int dirFd, struct stat* st) { return fstatat(dirFd, "exe", st, 0) == 0 && S_ISREG(st->st_mode); }
+
+void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
+  const auto ns = [](const struct timespec& t) {
+    return static_cast<unsigned long long>(t.tv_sec) * 1000000000ULL + static_cast<unsigned long long>(t.tv_nsec);
+  };
+  char key[96];
+  std::snprintf(key, sizeof key, "%llx:%llx:%llx:%llx:%llx", static_cast<unsigned long long>(st.st_dev),
+                static_cast<unsigned long long>(st.st_ino), static_cast<unsigned long long>(st.st_size), ns(st.st_mtim),
+                ns(st.st_ctim));
+  snapshot->exeFileKey = key;
+  snapshot->exeFileSize = static_cast<uint64_t>(st.st_size);
+}
+
 }  // namespace
 
 bool PidfdInfoSupported() { return PidfdInfoFlag(); }
@@ -409,6 +455,12 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   std::string cmdline;
   const bool cmdlineRead = ReadFileAt(dirFd, "cmdline", request.maxArgsBytes + 1, &cmdline);
   if (!cmdlineRead) note(errno);
+  // Like cmdline, environ is the process's memory, gone at exit_mm: read before stat proves whose it was.
+  std::string environ;
+  const bool wantEnv = request.envVarNames != nullptr && !request.envVarNames->empty();
+  const bool environRead = wantEnv && ReadFileAt(dirFd, "environ", kMaxEnvironBytes, &environ);
+  struct stat exeFile;
+  const bool exeFileRead = request.exeFileKey && exeRead && StatExeFile(dirFd, &exeFile);
 
   std::string text;
   std::optional<ProcStat> stat;
@@ -431,6 +483,8 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
 
   if (exeRead) setPath(exe, &snapshot.executable, &snapshot.executableBytes);
   else if (!snapshot.kernelThread) missing = true;
+  if (environRead) PickEnvVars(environ, *request.envVarNames, &snapshot);
+  if (exeFileRead) SetExeFileKey(exeFile, &snapshot);
   // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with argv = {}:
   // only a process not yet leaving when stat was read had its memory while cmdline was read.
   if (cmdlineRead && (!cmdline.empty() || (!leaving && !snapshot.kernelThread))) snapshot.args = DecodeCmdline(cmdline, request.maxArgsBytes);
@@ -439,6 +493,9 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   std::string link;
   if (ReadLinkAt(dirFd, "cwd", &link)) setPath(link, &snapshot.cwd, &snapshot.cwdBytes);
   else note(errno), missing = true;
+
+  // One short read (a line per hierarchy), for container.id.
+  if (ReadFileAt(dirFd, "cgroup", 16384, &text)) snapshot.cgroup = text;
 
   // fd 0 and 2 matter only for telling whether a process with a controlling terminal is interactive
   // (src/sensor/enrich.ts isInteractive): without one (tty_nr 0) they are not read at all.

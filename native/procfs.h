@@ -79,7 +79,19 @@ struct Snapshot {
   bool pathsLossy = false;
   // Read only for a process with a controlling terminal (they decide nothing else).
   std::optional<DeviceId> fd0, fd2;
+  // The environ entries ("NAME=value") of the requested names, in environ order; the names whose value
+  // was over kMaxEnvVarValueBytes, once each (src/sensor/env-vars.ts says why).
+  std::vector<std::string> envVars, envVarsOversized;
+  // /proc/<pid>/cgroup as read (src/sensor/container.ts parses it).
+  std::optional<std::string> cgroup;
+  // The exec'd file (stat through the exe link): "dev:ino:size:mtimeNs:ctimeNs" in hex, only when asked
+  // for (process hashes), with its size.
+  std::optional<std::string> exeFileKey;
+  uint64_t exeFileSize = 0;
 };
+
+// Elastic Defend's limit on a captured environment variable's value (longer ones are left out).
+constexpr size_t kMaxEnvVarValueBytes = 1023;
 
 struct SnapshotRequest {
   std::string procRoot = "/proc";
@@ -91,6 +103,11 @@ struct SnapshotRequest {
   // Ids and capabilities from /proc/<pid>/status even where the kernel offers PIDFD_GET_INFO (tests of the
   // older-kernel path; a procRoot other than /proc always reads status).
   bool idsFromStatus = false;
+  // Environment variables to capture (process.env_vars); environ is read only when there are some. Owned
+  // by the caller, alive for the call.
+  const std::vector<std::string>* envVarNames = nullptr;
+  // stat() the exec'd file for the hash cache's key.
+  bool exeFileKey = false;
 };
 Snapshot TakeSnapshot(const SnapshotRequest& request);
 

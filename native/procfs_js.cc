@@ -72,20 +72,50 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
   };
   device(Key::kFd0, snapshot.fd0);
   device(Key::kFd2, snapshot.fd2);
+  const auto strings = [&](Key key, const std::vector<std::string>& list) {
+    if (list.empty()) return;
+    Napi::Array array = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) array.Set(static_cast<uint32_t>(i), Napi::String::New(env, list[i]));
+    put(key, array);
+  };
+  strings(Key::kEnvVars, snapshot.envVars);
+  strings(Key::kEnvVarsOversized, snapshot.envVarsOversized);
+  if (snapshot.cgroup) {
+    bool lossy = false;
+    put(Key::kCgroup, Napi::String::New(env, ToUtf8Lossy(*snapshot.cgroup, &lossy)));
+  }
+  if (snapshot.exeFileKey) {
+    put(Key::kExeFileKey, Napi::String::New(env, *snapshot.exeFileKey));
+    put(Key::kExeFileSize, number(static_cast<double>(snapshot.exeFileSize)));
+  }
   return out;
+}
+
+std::vector<std::string> StringList(Napi::Value value) {
+  std::vector<std::string> list;
+  if (!value.IsArray()) return list;
+  Napi::Array array = value.As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value item = array.Get(i);
+    if (item.IsString()) list.push_back(item.As<Napi::String>().Utf8Value());
+  }
+  return list;
 }
 
 namespace {
 
 class ScanWorker : public Napi::AsyncWorker {
  public:
-  ScanWorker(Napi::Env env, std::string procRoot, size_t maxArgsBytes, std::vector<int32_t> pids, bool allPids)
+  ScanWorker(Napi::Env env, std::string procRoot, size_t maxArgsBytes, std::vector<int32_t> pids, bool allPids,
+             std::vector<std::string> envVarNames, bool exeFileKey)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         procRoot_(std::move(procRoot)),
         maxArgsBytes_(maxArgsBytes),
         pids_(std::move(pids)),
-        allPids_(allPids) {}
+        allPids_(allPids),
+        envVarNames_(std::move(envVarNames)),
+        exeFileKey_(exeFileKey) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -97,6 +127,8 @@ class ScanWorker : public Napi::AsyncWorker {
       request.procRoot = procRoot_;
       request.pid = pid;
       request.maxArgsBytes = maxArgsBytes_;
+      request.envVarNames = &envVarNames_;
+      request.exeFileKey = exeFileKey_;
       Snapshot snapshot = TakeSnapshot(request);
       // A pid listed but gone before its stat was read is simply no longer a process.
       if (snapshot.stat) snapshots_.push_back(std::move(snapshot));
@@ -119,14 +151,17 @@ class ScanWorker : public Napi::AsyncWorker {
   size_t maxArgsBytes_;
   std::vector<int32_t> pids_;
   bool allPids_;
+  std::vector<std::string> envVarNames_;
+  bool exeFileKey_;
   std::vector<Snapshot> snapshots_;
 };
 
-// scanProcesses(procRoot, maxArgsBytes, pids?) → Promise<Snapshot[]>: every pid of procRoot, or the given ones.
+// scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey? }?) → Promise<Snapshot[]>: every pid
+// of procRoot, or the given ones.
 Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "scanProcesses(procRoot, maxArgsBytes, pids?)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "scanProcesses(procRoot, maxArgsBytes, pids?, extras?)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::vector<int32_t> pids;
@@ -136,9 +171,16 @@ Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
     Napi::Array list = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < list.Length(); i++) pids.push_back(list.Get(i).As<Napi::Number>().Int32Value());
   }
+  std::vector<std::string> envVarNames;
+  bool exeFileKey = false;
+  if (info.Length() >= 4 && info[3].IsObject()) {
+    Napi::Object extras = info[3].As<Napi::Object>();
+    envVarNames = StringList(extras.Get("envVarNames"));
+    exeFileKey = extras.Get("exeFileKey").ToBoolean().Value();
+  }
   double maxArgs = info[1].As<Napi::Number>().DoubleValue();
   auto* worker = new ScanWorker(env, info[0].As<Napi::String>().Utf8Value(), maxArgs > 0 ? static_cast<size_t>(maxArgs) : 0,
-                                std::move(pids), allPids);
+                                std::move(pids), allPids, std::move(envVarNames), exeFileKey);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

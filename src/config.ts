@@ -4,6 +4,8 @@ import { DEFAULT_MAX_PARTIAL_SEQUENCES } from './engine/index.js';
 import { ValidationError } from './errors.js';
 import { KiB, MiB, readRegularFileSync, UnreadableFile } from './io/files.js';
 import { escapeControl } from './log.js';
+import { envVarNamesSchema } from './sensor/env-vars.js';
+import { DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES, HASH_ALGORITHMS } from './sensor/hashes.js';
 
 /**
  * Every option of execsentry, with its default and its one-line description, in one place. The config
@@ -117,9 +119,38 @@ export const ConfigSchema = z
           .max(4_194_304)
           .default(65_536)
           .describe('processes remembered for parent enrichment'),
+        envVars: envVarNamesSchema
+          .default([])
+          .describe('environment variables captured into process.env_vars as NAME=value (at most 5 names of at most 63 bytes; values over 1023 bytes are left out), as Elastic Defend\'s linux.advanced.capture_env_vars; empty = /proc/PID/environ is never read'),
+        hashes: z
+          .array(z.enum(HASH_ALGORITHMS))
+          .default([])
+          .describe('process.hash.* of the exec\'d file: any of md5, sha1, sha256; cached by device, inode, size, mtime and ctime; empty = no hashing'),
+        maxHashFileBytes: z
+          .number()
+          .int()
+          .min(1)
+          .max(4 * 1024 * MiB)
+          .default(DEFAULT_MAX_HASH_FILE_BYTES)
+          .describe('files larger than this get no hash (execsentry.hash_missing: too_large)'),
+        hashWaitMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(10_000)
+          .default(DEFAULT_HASH_WAIT_MS)
+          .describe('the longest an event waits for its file\'s first hash; it then goes without (execsentry.hash_missing: timeout) and the hash is cached for the next exec'),
       })
       .strict()
-      .default({ socketBufferBytes: 4 * MiB, maxArgsBytes: 64 * 1024, maxProcessTableEntries: 65_536 }),
+      .default({
+        socketBufferBytes: 4 * MiB,
+        maxArgsBytes: 64 * 1024,
+        maxProcessTableEntries: 65_536,
+        envVars: [],
+        hashes: [],
+        maxHashFileBytes: DEFAULT_MAX_HASH_FILE_BYTES,
+        hashWaitMs: DEFAULT_HASH_WAIT_MS,
+      }),
     store: z
       .object({
         maxTuplesPerRule: z

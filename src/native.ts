@@ -22,7 +22,7 @@ export interface NativeAddon {
    */
   ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: ConnectorRecord[]) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
-  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[]): Promise<ProcSnapshot[]>;
+  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
   /** CLOCK_REALTIME minus CLOCK_MONOTONIC / CLOCK_BOOTTIME (ms), and the length of a /proc clock tick. */
   clockOffsets(): ClockOffsets;
   /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
@@ -31,7 +31,15 @@ export interface NativeAddon {
   lookUpGroupNames(gids: number[]): Promise<(string | null)[]>;
 }
 
-export interface ProcessConnectorOptions {
+/** What a snapshot reads beyond the defaults, when configured. */
+export interface SnapshotExtras {
+  /** Environment variables to capture (process.env_vars); /proc/PID/environ is read only when there are some. */
+  envVarNames?: string[];
+  /** stat() the exec'd file through /proc/PID/exe for the hash cache (ProcSnapshot.exeFileKey). */
+  exeFileKey?: boolean;
+}
+
+export interface ProcessConnectorOptions extends SnapshotExtras {
   socketBufferBytes: number;
   maxArgsBytes: number;
   /** Where /proc is (tests only). */
@@ -156,6 +164,15 @@ export interface ProcSnapshot {
   /** [major, minor] of the character device behind fd 0 / fd 2; [-1, -1] = closed or not a character device. */
   fd0?: [number, number];
   fd2?: [number, number];
+  /** The environ entries ("NAME=value") of the configured names, every binding in environ order. */
+  envVars?: string[];
+  /** Configured names whose value was over 1023 bytes (left out of envVars, as Elastic Defend does). */
+  envVarsOversized?: string[];
+  /** /proc/PID/cgroup as read. */
+  cgroup?: string;
+  /** The exec'd file's identity, "dev:ino:size:mtimeNs:ctimeNs" in hex (when exeFileKey was asked for). */
+  exeFileKey?: string;
+  exeFileSize?: number;
 }
 
 export interface ClockOffsets {

@@ -58,6 +58,10 @@ export interface EcsProcess {
   saved_group?: EcsGroupRef;
   thread?: { capabilities: { effective?: string[]; permitted?: string[] } };
   parent?: EcsParentProcess;
+  /** "NAME=value" of the configured variables (sensor.envVars), as Elastic Defend captures them. */
+  env_vars?: string[];
+  /** Of the exec'd file, per configured algorithm (sensor.hashes). */
+  hash?: { md5?: string; sha1?: string; sha256?: string };
 }
 
 export interface EcsHost {
@@ -74,6 +78,10 @@ export interface EcsHost {
     platform?: string;
     full?: string;
   };
+  /** Every address of every interface, loopback included (as Elastic Defend lists them). */
+  ip?: string[];
+  /** The interfaces' hardware addresses, upper-case and hyphen-separated (ECS), loopback's none excluded. */
+  mac?: string[];
 }
 
 export interface EcsAgent {
@@ -112,6 +120,15 @@ export interface ExecsentryProcessExtras {
   paths_lossy?: boolean;
   /** The bytes of the repaired values, which tell apart what U+FFFD makes look alike (new_terms reads them). */
   raw?: ExecsentryRaw;
+  /** Configured environment variables whose value was over 1023 bytes, left out of process.env_vars. */
+  env_vars_oversized?: string[];
+  /**
+   * Why process.hash is absent although sensor.hashes asks for it: too_large (over sensor.maxHashFileBytes),
+   * timeout (not ready within sensor.hashWaitMs; hashed on and cached for the next exec), busy (too many
+   * files waiting to be hashed), changed (neither /proc/PID/exe nor the path was the exec'd file any more),
+   * unreadable.
+   */
+  hash_missing?: 'too_large' | 'timeout' | 'busy' | 'changed' | 'unreadable';
 }
 
 export interface ProcessEvent {
@@ -125,9 +142,13 @@ export interface ProcessEvent {
     created: string;
     module: 'execsentry';
     dataset: 'execsentry.process';
+    /** Per agent run, in kernel order: events of one millisecond keep their order. */
+    sequence?: number;
   };
   ecs: { version: string };
   process: EcsProcess;
+  /** The container the process runs in, from its cgroup (src/sensor/container.ts). */
+  container?: { id: string; runtime?: string };
   user?: EcsUserRef & { effective?: EcsUserRef };
   group?: EcsGroupRef;
   host: EcsHost;

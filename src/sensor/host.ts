@@ -43,7 +43,37 @@ export function agentIdFor(machineIdOrHostName: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-/** host.* and agent.* of every event, read once at start-up. */
+/** ECS host.mac: "Each octet ... two uppercase hexadecimal digits ... separated by a hyphen" (RFC 7042 notation). */
+export function ecsMac(mac: string): string {
+  return mac.toUpperCase().replace(/:/g, '-');
+}
+
+/**
+ * host.ip and host.mac: every address of every interface that is up, loopback's included, as Elastic
+ * Defend lists them (endpoint-package data_stream/process/sample_event.json, and the Linux exec event in
+ * elastic/detection-rules#2367, carry 127.0.0.1 and ::1 in host.ip), the others first; each hardware address once, without the all-zero one of loopback and of
+ * interfaces that have none. Defend itself wrote colons until it took up ECS's hyphens
+ * (elastic/endpoint-package#371).
+ */
+export function networkAddresses(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.networkInterfaces()): Pick<EcsHost, 'ip' | 'mac'> {
+  const external: string[] = [];
+  const internal: string[] = [];
+  const macs = new Set<string>();
+  for (const addresses of Object.values(interfaces)) {
+    for (const address of addresses ?? []) {
+      const list = address.internal ? internal : external;
+      if (!list.includes(address.address)) list.push(address.address);
+      if (address.mac !== '00:00:00:00:00:00') macs.add(ecsMac(address.mac));
+    }
+  }
+  const found: Pick<EcsHost, 'ip' | 'mac'> = {};
+  const ips = [...external, ...internal];
+  if (ips.length > 0) found.ip = ips;
+  if (macs.size > 0) found.mac = [...macs];
+  return found;
+}
+
+/** host.* and agent.* of every event, read at start-up (host.ip and host.mac are refreshed by the sensor). */
 export async function readHostIdentity(): Promise<HostIdentity> {
   const machineId = (await readOptional('/etc/machine-id'))?.trim() || undefined;
   const osRelease = parseOsRelease((await readOptional('/etc/os-release')) ?? (await readOptional('/usr/lib/os-release')) ?? '');
@@ -53,6 +83,7 @@ export async function readHostIdentity(): Promise<HostIdentity> {
     hostname: hostName,
     architecture: os.machine(),
     os: { type: 'linux', kernel: os.release() },
+    ...networkAddresses(),
   };
   if (machineId !== undefined) host.id = machineId;
   const family = osRelease.get('ID_LIKE')?.split(/\s+/)[0] ?? osRelease.get('ID');

@@ -12,7 +12,9 @@ import {
 } from '../native.js';
 import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
-import { readHostIdentity, type HostIdentity } from './host.js';
+import { ContainerCache } from './container.js';
+import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
+import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
 import { UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -20,6 +22,12 @@ export interface SensorOptions {
   socketBufferBytes: number;
   maxArgsBytes: number;
   maxProcessTableEntries: number;
+  /** Environment variables for process.env_vars (config sensor.envVars); none: environ is never read. */
+  envVars?: string[];
+  /** process.hash.* algorithms (config sensor.hashes); none: no hashing. */
+  hashes?: HashAlgorithm[];
+  maxHashFileBytes?: number;
+  hashWaitMs?: number;
   logger: Logger;
   /** Where /proc is mounted (tests); default /proc. */
   procRoot?: string;
@@ -30,7 +38,7 @@ export interface SensorOptions {
   legacyKernel?: boolean;
 }
 
-export interface SensorStats {
+export interface SensorStats extends HasherStats {
   /** Exec events emitted (recovered ones included). */
   events: number;
   /** Records the kernel numbered but we never received (per-CPU sequence gaps): lost exec/fork/exit records. */
@@ -66,6 +74,7 @@ export interface SensorStats {
 }
 
 const SUBSCRIBE_TIMEOUT_MS = 3_000;
+/** Also how often host.ip and host.mac are read again (DHCP, interfaces coming and going). */
 const CLOCK_RESYNC_MS = 60_000;
 
 const CAP_NET_ADMIN = 12n;
@@ -118,9 +127,28 @@ export class Sensor {
   private stopped = false;
   private readonly counters = { events: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
   private finalConnectorStats: ConnectorStats | undefined;
+  private readonly containers = new ContainerCache();
+  private readonly hasher: Hasher | undefined;
+  /** Hashes the events being built wait for; handed to deliver() with them. */
+  private hashWaits: Promise<void>[] = [];
+  /** event.sequence of the last event emitted. */
+  private sequence = 0;
 
   constructor(private readonly options: SensorOptions) {
     this.table = new ProcessTable(options.maxProcessTableEntries);
+    const algorithms = [...new Set(options.hashes ?? [])];
+    if (algorithms.length > 0) {
+      this.hasher = new Hasher({
+        algorithms,
+        maxFileBytes: options.maxHashFileBytes ?? DEFAULT_MAX_HASH_FILE_BYTES,
+        waitMs: options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS,
+      });
+    }
+  }
+
+  /** What snapshots read beyond the defaults: configured environment variables, the exec'd file's identity for hashes. */
+  private get snapshotExtras(): { envVarNames: string[]; exeFileKey: boolean } {
+    return { envVarNames: this.options.envVars ?? [], exeFileKey: this.hasher !== undefined };
   }
 
   async start(onEvents: (events: ProcessEvent[]) => void): Promise<void> {
@@ -149,6 +177,7 @@ export class Sensor {
           maxArgsBytes: this.options.maxArgsBytes,
           ...(this.options.procRoot ? { procRoot: this.options.procRoot } : {}),
           legacyKernel: this.options.legacyKernel ?? process.env.EXECSENTRY_TEST_LEGACY_KERNEL === '1',
+          ...this.snapshotExtras,
         },
         (records) => this.onBatch(records),
       );
@@ -163,6 +192,7 @@ export class Sensor {
         this.clock.realtimeMinusMonotonicMs = now.realtimeMinusMonotonicMs;
         this.clock.realtimeMinusBoottimeMs = now.realtimeMinusBoottimeMs;
       }
+      this.refreshAddresses();
     }, CLOCK_RESYNC_MS);
     this.clockTimer.unref();
 
@@ -194,6 +224,7 @@ export class Sensor {
       this.finalConnectorStats = this.connector.stats(); // final: the reader thread has ended
     }
     this.names?.close();
+    await this.hasher?.close();
     // Events already handed to NSS look-ups are delivered before stop() resolves.
     await this.delivering;
   }
@@ -222,7 +253,15 @@ export class Sensor {
       readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
+      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0 }),
     };
+  }
+
+  /** A new host object: the events already emitted keep the one they were built with. */
+  private refreshAddresses(): void {
+    if (this.identity === undefined) return;
+    const { ip: _ip, mac: _mac, ...host } = this.identity.host;
+    this.identity = { ...this.identity, host: { ...host, ...networkAddresses() } };
   }
 
   private get procRoot(): string {
@@ -347,12 +386,27 @@ export class Sensor {
       if (known.parent !== undefined) entry.parent = known.parent;
     }
     const parent = entry?.parent;
-    return buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered });
+    const event = buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered });
+    this.addSnapshotFields(event, snapshot);
+    return event;
+  }
+
+  /** env_vars, container and hashes: what the snapshot read for them. */
+  private addSnapshotFields(event: ProcessEvent, snapshot: ProcSnapshot): void {
+    if (snapshot.envVars !== undefined) event.process.env_vars = snapshot.envVars;
+    if (snapshot.envVarsOversized !== undefined) (event.execsentry ??= {}).env_vars_oversized = snapshot.envVarsOversized;
+    const container = snapshot.cgroup === undefined ? undefined : this.containers.of(snapshot.cgroup);
+    if (container !== undefined) event.container = container;
+    const hashed = this.hasher?.fill(event, snapshot);
+    if (hashed !== undefined) this.hashWaits.push(hashed);
   }
 
   /** Emits in order; a batch naming an uncached uid/gid waits for NSS (and so do the batches behind it). */
   private deliver(events: ProcessEvent[]): void {
     const names = this.names as UserGroupNames;
+    for (const event of events) event.event.sequence = ++this.sequence;
+    const hashWaits = this.hashWaits;
+    this.hashWaits = [];
     const uids = new Set<number>();
     const gids = new Set<number>();
     for (const event of events) collectIds(event, uids, gids);
@@ -370,11 +424,13 @@ export class Sensor {
       }
     };
     const pendingNames = names.resolve(uids, gids, Date.now());
-    if (this.delivering === undefined && pendingNames === undefined) {
+    // Each hash wait is bounded (sensor.hashWaitMs), so a batch is never held longer than that by hashing.
+    const pendingHashes = hashWaits.length > 0 ? Promise.all(hashWaits) : undefined;
+    if (this.delivering === undefined && pendingNames === undefined && pendingHashes === undefined) {
       emit();
       return;
     }
-    const tail: Promise<void> = (this.delivering ?? Promise.resolve()).then(() => pendingNames).then(emit);
+    const tail: Promise<void> = (this.delivering ?? Promise.resolve()).then(() => Promise.all([pendingNames, pendingHashes])).then(emit);
     this.delivering = tail;
     void tail.finally(() => {
       if (this.delivering === tail) this.delivering = undefined;
@@ -395,7 +451,7 @@ export class Sensor {
     this.recovery.running = true;
     this.counters.recoveryScans++;
     native()
-      .scanProcesses(this.procRoot, this.options.maxArgsBytes)
+      .scanProcesses(this.procRoot, this.options.maxArgsBytes, undefined, this.snapshotExtras)
       .then((snapshots) => {
         if (this.stopped) return;
         const identity = this.identity as HostIdentity;

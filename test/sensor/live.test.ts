@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -204,6 +205,7 @@ describeAsRoot('sensor on the live kernel', () => {
       else if (type === 'long') expect(Number.isSafeInteger(value), path).toBe(true);
       else if (type === 'boolean') expect(typeof value, path).toBe('boolean');
       else if (type === 'date') expect(new Date(value as string).toISOString(), path).toBe(value);
+      else if (type === 'ip') expect(isIP(value as string), path).not.toBe(0);
       else throw new Error(`${path}: unexpected ECS type ${String(type)}`);
     }
   });
