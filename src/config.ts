@@ -117,9 +117,15 @@ export const ConfigSchema = z
           .max(4_194_304)
           .default(65_536)
           .describe('processes remembered for parent enrichment'),
+        events: z
+          .array(z.enum(['exec', 'fork', 'end']))
+          .refine((events) => events.includes('exec'), 'must list "exec": exec events are always produced ("fork" and "end" are the optional ones)')
+          .refine((events) => new Set(events).size === events.length, 'lists an event twice')
+          .default(['exec'])
+          .describe('process events produced and streamed by `events`, every rule evaluated on them as on Elastic Defend data; fork and end a rule names are produced for it anyway'),
       })
       .strict()
-      .default({ socketBufferBytes: 4 * MiB, maxArgsBytes: 64 * 1024, maxProcessTableEntries: 65_536 }),
+      .default({ socketBufferBytes: 4 * MiB, maxArgsBytes: 64 * 1024, maxProcessTableEntries: 65_536, events: ['exec'] }),
     store: z
       .object({
         maxTuplesPerRule: z

@@ -58,6 +58,10 @@ export interface EcsProcess {
   saved_group?: EcsGroupRef;
   thread?: { capabilities: { effective?: string[]; permitted?: string[] } };
   parent?: EcsParentProcess;
+  /** End events: when the process exited (the kernel's exit record). */
+  end?: string;
+  /** End events: the exit status byte, as Elastic Defend reports it (src/sensor/lifecycle.ts). */
+  exit_code?: number;
 }
 
 export interface EcsHost {
@@ -112,15 +116,28 @@ export interface ExecsentryProcessExtras {
   paths_lossy?: boolean;
   /** The bytes of the repaired values, which tell apart what U+FFFD makes look alike (new_terms reads them). */
   raw?: ExecsentryRaw;
+  /** End events of a process a signal killed: the signal's number (process.exit_code is then 0, as Defend reports it). */
+  exit_signal?: number;
+  /** End events of a process killed by a signal that dumped core. */
+  core_dumped?: boolean;
 }
+
+/**
+ * The process events of Elastic Defend's Linux event model (ECS RFC 0030; endpoint-package's "Linux Process
+ * Fork, Exec, and Exit" event): exec always, fork and end when produced (src/sensor/lifecycle.ts).
+ */
+export type ProcessAction = 'exec' | 'fork' | 'end';
+
+/** event.type of each action: a fork starts a process as an exec does (Elastic's rules ask for both with event.type "start"). */
+export const PROCESS_ACTION_TYPE = { exec: 'start', fork: 'start', end: 'end' } as const satisfies Record<ProcessAction, string>;
 
 export interface ProcessEvent {
   '@timestamp': string;
   event: {
     kind: 'event';
     category: ['process'];
-    type: ['start'];
-    action: 'exec';
+    type: ['start'] | ['end'];
+    action: ProcessAction;
     id: string;
     created: string;
     module: 'execsentry';
@@ -136,14 +153,15 @@ export interface ProcessEvent {
 }
 
 /**
- * The values the constant fields of a process event always hold (ProcessEvent above), for telling a rule
- * that asks for others (`event.action == "fork"`, `event.category:file`) that it cannot match here.
+ * The values the constant fields of a process event can hold (ProcessEvent above; fork and end events are
+ * produced when a rule names them), for telling a rule that asks for others (`event.action == "signal"`,
+ * `event.category:file`) that it cannot match here.
  */
 export const PROCESS_EVENT_CONSTANTS: Readonly<Record<string, readonly string[]>> = {
   'event.kind': ['event'],
   'event.category': ['process'],
-  'event.type': ['start'],
-  'event.action': ['exec'],
+  'event.type': ['start', 'end'],
+  'event.action': ['exec', 'fork', 'end'],
   'event.module': ['execsentry'],
   'event.dataset': ['execsentry.process'],
 };

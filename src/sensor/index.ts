@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ProcessEvent } from '../ecs/types.js';
+import type { ProcessAction, ProcessEvent } from '../ecs/types.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -13,6 +13,7 @@ import {
 import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { readHostIdentity, type HostIdentity } from './host.js';
+import { buildEndEvent, buildForkEvent } from './lifecycle.js';
 import { UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -20,6 +21,8 @@ export interface SensorOptions {
   socketBufferBytes: number;
   maxArgsBytes: number;
   maxProcessTableEntries: number;
+  /** The process events to produce: exec always; fork and end on request (see produce()). Default exec only. */
+  events?: readonly ProcessAction[];
   logger: Logger;
   /** Where /proc is mounted (tests); default /proc. */
   procRoot?: string;
@@ -31,7 +34,7 @@ export interface SensorOptions {
 }
 
 export interface SensorStats {
-  /** Exec events emitted (recovered ones included). */
+  /** Process events emitted: exec (recovered ones included), and fork and end when produced. */
   events: number;
   /** Records the kernel numbered but we never received (per-CPU sequence gaps): lost exec/fork/exit records. */
   lost: number;
@@ -118,9 +121,17 @@ export class Sensor {
   private stopped = false;
   private readonly counters = { events: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
   private finalConnectorStats: ConnectorStats | undefined;
+  /** Whether fork and end records become events; otherwise they only keep the table. */
+  private lifecycle = { fork: false, end: false };
 
   constructor(private readonly options: SensorOptions) {
     this.table = new ProcessTable(options.maxProcessTableEntries);
+    this.produce(options.events ?? ['exec']);
+  }
+
+  /** Which process events to produce from now on (the agent widens or narrows it when rules are reloaded). */
+  produce(actions: readonly ProcessAction[]): void {
+    this.lifecycle = { fork: actions.includes('fork'), end: actions.includes('end') };
   }
 
   async start(onEvents: (events: ProcessEvent[]) => void): Promise<void> {
@@ -292,9 +303,19 @@ export class Sensor {
             child.parent = parent;
           }
           this.table.set(child);
+          if (this.lifecycle.fork && child.kernelThread !== true) {
+            (events ??= []).push(buildForkEvent(child, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+          }
           break;
         }
         case RecordKind.exit:
+          if (this.lifecycle.end) {
+            // built before the table lets go of it: an exited entry drops its parent link
+            const entry = this.table.get(record.pid);
+            if (entry?.kernelThread !== true) {
+              (events ??= []).push(buildEndEvent(record.pid, entry, record.exitStatus, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+            }
+          }
           this.table.exit(record.pid);
           break;
         case RecordKind.uidChange:
@@ -432,4 +453,5 @@ function copyImage(from: ProcessEntry, to: ProcessEntry): void {
   if (from.interactive !== undefined) to.interactive = from.interactive;
   if (from.uid !== undefined) to.uid = from.uid;
   if (from.gid !== undefined) to.gid = from.gid;
+  if (from.kernelThread !== undefined) to.kernelThread = from.kernelThread;
 }
