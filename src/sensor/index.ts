@@ -36,6 +36,9 @@ export interface SensorOptions {
 export interface SensorStats {
   /** Process events emitted: exec (recovered ones included), and fork and end when produced. */
   events: number;
+  /** Of them, fork and end events (produced only when asked for or named by a rule). */
+  forkEvents: number;
+  endEvents: number;
   /** Records the kernel numbered but we never received (per-CPU sequence gaps): lost exec/fork/exit records. */
   lost: number;
   /** recv() overruns (ENOBUFS): the socket buffer overflowed; each triggers a /proc rescan. */
@@ -119,7 +122,7 @@ export class Sensor {
   private subscribed: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private recovery: { running: boolean; again: boolean } = { running: false, again: false };
   private stopped = false;
-  private readonly counters = { events: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
+  private readonly counters = { events: 0, forkEvents: 0, endEvents: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
   private finalConnectorStats: ConnectorStats | undefined;
   /** Whether fork and end records become events; otherwise they only keep the table. */
   private lifecycle = { fork: false, end: false };
@@ -213,6 +216,8 @@ export class Sensor {
     const native = this.finalConnectorStats ?? this.connector?.stats();
     return {
       events: this.counters.events,
+      forkEvents: this.counters.forkEvents,
+      endEvents: this.counters.endEvents,
       lost: native?.seqGaps ?? 0,
       overruns: native?.overruns ?? 0,
       seqGaps: native?.seqGaps ?? 0,
@@ -305,6 +310,7 @@ export class Sensor {
           this.table.set(child);
           if (this.lifecycle.fork && child.kernelThread !== true) {
             (events ??= []).push(buildForkEvent(child, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+            this.counters.forkEvents++;
           }
           break;
         }
@@ -314,6 +320,7 @@ export class Sensor {
             const entry = this.table.get(record.pid);
             if (entry?.kernelThread !== true) {
               (events ??= []).push(buildEndEvent(record.pid, entry, record.exitStatus, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+              this.counters.endEvents++;
             }
           }
           this.table.exit(record.pid);
