@@ -199,7 +199,7 @@ export class Agent {
         this.sensor?.produce(this.producedActions(ruleSet.rules));
         this.ruleSet = ruleSet;
         this.reloads += 1;
-        this.logger.info({ rules: ruleSet.rules.length }, 'rules reloaded');
+        this.logger.info({ rules: ruleSet.rules.length, sensorEvents: this.sensor?.producing() }, 'rules reloaded');
         return true;
       } catch (err) {
         this.rejectedReloads += 1;

@@ -137,6 +137,11 @@ export class Sensor {
     this.lifecycle = { fork: actions.includes('fork'), end: actions.includes('end') };
   }
 
+  /** The process events produced now. */
+  producing(): ProcessAction[] {
+    return ['exec', ...(this.lifecycle.fork ? ['fork' as const] : []), ...(this.lifecycle.end ? ['end' as const] : [])];
+  }
+
   async start(onEvents: (events: ProcessEvent[]) => void): Promise<void> {
     if (this.connector !== undefined || this.stopped) throw new Error('Sensor.start: already started');
     this.onEvents = onEvents;
@@ -194,7 +199,7 @@ export class Sensor {
     for (const records of early) this.handle(records);
     const reader = this.connector.reader();
     this.options.logger.info(
-      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids },
+      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids, events: this.producing() },
       `sensor started; reader thread at ${reader.priority}`,
     );
   }

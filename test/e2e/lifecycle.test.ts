@@ -102,6 +102,31 @@ describeAsRoot('execsentry run, end to end: fork and end events', () => {
     expect(finalSensorStats(agent)!['endEvents']).toBeGreaterThan(0);
   });
 
+  it('a rule reload (SIGHUP) that adds a rule naming fork events starts producing them', { timeout: 30_000 }, async () => {
+    const rulesDir = join(dir, 'reload-rules');
+    mkdirSync(rulesDir, { mode: 0o755 });
+    const marker = `lcreload-${tag}`;
+    writeFileSync(join(rulesDir, 'witness.toml'), eqlToml({ id: `lc-reload-witness-${tag}`, name: 'E2E reload witness' }, `process where process.args == "${marker}"`));
+    const reloading = await startAgent(['--rules', rulesDir, '--state-dir', join(dir, 'state-reload')]);
+    try {
+      expect(reloading.logs.find((log) => String(log['msg']).startsWith('sensor started'))).toMatchObject({ events: ['exec'] });
+      const rule = { id: `lc-reload-fork-${tag}`, name: 'E2E fork after reload' };
+      writeFileSync(join(rulesDir, 'fork.toml'), eqlToml(rule, `process where event.action == "fork" and process.args == "${marker}"`));
+      reloading.child.kill('SIGHUP');
+      const deadline = Date.now() + 10_000;
+      while (!reloading.logs.some((log) => log['msg'] === 'rules reloaded')) {
+        if (Date.now() > deadline) throw new Error('no "rules reloaded" within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(reloading.logs.find((log) => log['msg'] === 'rules reloaded')).toMatchObject({ sensorEvents: ['exec', 'fork'] });
+      const shell = await run(['/bin/sh', '-c', '( sleep 0.1 ); exit 0', 'sh', marker]);
+      const fork = await reloading.waitForAlert((alert) => alert.rule.id === rule.id && alert.process.parent?.pid === shell.pid);
+      expect(fork.event.action).toBe('fork');
+    } finally {
+      expect((await reloading.stop()).code).toBe(0);
+    }
+  });
+
   it('with the built-in rule alone it produces none', { timeout: 30_000 }, async () => {
     const builtIn = await startAgent(['--state-dir', join(dir, 'state-builtin')]);
     try {
