@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Alert, ProcessEvent } from '../../src/ecs/types.js';
 import { DetectionEngine } from '../../src/engine/index.js';
+import { replayEvents } from '../../src/engine/replay.js';
 import { loadRuleSet, type LoadedRule } from '../../src/rules/index.js';
 import { openHistoryStore } from '../../src/store/index.js';
 import { kibanaRule, ruleTree } from '../rules/fixtures.js';
 import { execEvent, recordingLogger, replay, tempDir } from './helpers.js';
+import { Readable } from 'node:stream';
 
 /** Which rules fork and end events reach (LoadedRule.eventActions, EngineOptions.everyRuleActions). */
 
@@ -36,6 +38,28 @@ describe('fork and end events in the engine', () => {
 
   it('go only to the rules that name them; exec events to every rule', async () => {
     expect(fired(await replay(await rules(...RULES), events))).toEqual(['any:exec', 'fork:exec', 'fork:fork', 'end:end']);
+  });
+
+  it('rules test --explain says which rules a fork or end event does not reach', async () => {
+    const logger = recordingLogger().logger;
+    const store = await openHistoryStore({ stateDir: tempDir(), maxTuplesPerRule: 1000, logger });
+    const lines: string[] = [];
+    await replayEvents({
+      rules: await rules(...RULES),
+      store,
+      logger,
+      eventsName: 'events',
+      events: Readable.from([events.map((event) => JSON.stringify(event)).join('\n')]),
+      emit: () => undefined,
+      explain: (line) => lines.push(line),
+    });
+    await store.close();
+    expect(lines.filter((line) => line.startsWith('events:2:'))).toEqual([
+      'events:2: rule "names no action": not evaluated: a rule sees fork events only when its query names them (event.action, or event.type "end")',
+      'events:2: rule "names fork": matched',
+      'events:2: rule "names end": not evaluated: a rule sees fork events only when its query names them (event.action, or event.type "end")',
+    ]);
+    expect(lines.filter((line) => line.startsWith('events:3:'))[2]).toBe('events:3: rule "names end": matched');
   });
 
   it('go to every rule when everyRuleActions lists them, as Elasticsearch on Elastic Defend data', async () => {
