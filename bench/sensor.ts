@@ -206,6 +206,8 @@ async function runExecsentry(tag: string): Promise<ListenerRound> {
   for (const line of readFileSync(out, 'utf8').split('\n')) {
     if (line === '') continue;
     const event = JSON.parse(line) as ProcessEvent;
+    // with EXECSENTRY_SENSOR_EVENTS=exec,fork,end (what fork and end events cost), only execs are the storm's
+    if (event.event.action !== 'exec') continue;
     const parentPid = event.process.parent?.pid;
     if (parentPid === undefined || !result.workers.has(parentPid)) continue;
     captured++;

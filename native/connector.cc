@@ -96,10 +96,12 @@ struct Record {
   explicit Record(RecordKind recordKind) : kind(recordKind) {}
   // Only what JavaScript uses: every property handed over costs the JS thread.
   RecordKind kind;
-  uint64_t timeNs = 0;      // exec: CLOCK_MONOTONIC, as the kernel stamped it
+  uint64_t timeNs = 0;      // exec, fork, exit: CLOCK_MONOTONIC, as the kernel stamped it
   int32_t pid = 0;          // process (thread group) concerned; the child for fork
   int32_t parentPid = 0;    // fork: the forking process
-  uint32_t value = 0;       // uid/gid change: the new effective id; subscribed/read error: errno
+  // uid/gid change: the new effective id; exit: the task's exit_code (a wait status: the exit_group() code
+  // << 8, or the killing signal | 0x80 for a core dump); subscribed/read error: errno
+  uint32_t value = 0;
   uint64_t startTicks = 0;  // fork: the child's start time in /proc's clock ticks, from the record's time
   std::optional<Snapshot> snapshot;
 };
@@ -560,6 +562,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
           shared_->exits++;
           record.kind = kExit;
           record.pid = event.event_data.exit.process_tgid;
+          // exit_signal is the signal the parent is sent (SIGCHLD), not what killed the process: unused
+          record.value = event.event_data.exit.exit_code;
           break;
         case proc_event::PROC_EVENT_UID:
         case proc_event::PROC_EVENT_GID:
@@ -687,11 +691,14 @@ Napi::Value RecordToJs(Napi::Env env, const Keys& keys, const Record& record) {
       break;
     case kFork:
       put(Key::kPid, record.pid);
+      put(Key::kTimeNs, static_cast<double>(record.timeNs));
       put(Key::kParentPid, record.parentPid);
       put(Key::kStartTicks, static_cast<double>(record.startTicks));
       break;
     case kExit:
       put(Key::kPid, record.pid);
+      put(Key::kTimeNs, static_cast<double>(record.timeNs));
+      put(Key::kExitStatus, record.value);
       break;
     case kUidChange:
     case kGidChange:

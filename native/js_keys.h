@@ -12,7 +12,7 @@ enum class Key : unsigned {
   kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
   kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
   kArgsLossy, kArgsBytes, kFd0, kFd2,
-  kEnvVars, kEnvVarsOversized, kCgroup, kExeFileKey, kExeFileSize,
+  kEnvVars, kEnvVarsOversized, kCgroup, kExeFileKey, kExeFileSize, kExitStatus,
   kCount,
 };
 

@@ -1,10 +1,10 @@
 import type { Config } from './config.js';
-import type { Alert } from './ecs/types.js';
+import type { Alert, ProcessAction } from './ecs/types.js';
 import { DetectionEngine, type EngineStats, type RuleCounters } from './engine/index.js';
 import { EvaluationQueue, type EvaluationQueueStats } from './engine/queue.js';
 import type { Logger } from './log.js';
 import { openOutputs, type Outputs } from './outputs/index.js';
-import { loadRuleSet, type RuleSet } from './rules/index.js';
+import { loadRuleSet, type LoadedRule, type RuleSet } from './rules/index.js';
 import { Sensor } from './sensor/index.js';
 import { openHistoryStore, type HistoryStore } from './store/index.js';
 import { HealthMonitor, type HealthSnapshot } from './service/health.js';
@@ -127,8 +127,9 @@ export class Agent {
         logger: this.logger,
         emit: (alert) => this.send(outputs, alert),
         maxPartialSequencesPerRule: this.config.engine.maxPartialSequencesPerRule,
+        everyRuleActions: this.config.sensor.events,
       });
-      this.sensor = new Sensor({ ...this.config.sensor, logger: this.logger });
+      this.sensor = new Sensor({ ...this.config.sensor, events: this.producedActions(this.ruleSet.rules), logger: this.logger });
       const queue = new EvaluationQueue(this.engine, this.logger);
       this.evaluation = queue;
       await this.sensor.start((events) => queue.push(events));
@@ -167,6 +168,13 @@ export class Agent {
     return ruleSet;
   }
 
+  /** `sensor.events`, and the fork and end events an enabled rule names (LoadedRule.eventActions). */
+  private producedActions(rules: readonly LoadedRule[]): ProcessAction[] {
+    const produced = new Set<ProcessAction>(this.config.sensor.events);
+    for (const rule of rules) if (rule.enabled) for (const action of rule.eventActions) produced.add(action);
+    return [...produced];
+  }
+
   private send(outputs: Outputs, alert: Alert): void {
     // Outputs count and spool their own delivery problems; a rejection here would be a bug in them.
     outputs.send(alert).catch((err: unknown) => {
@@ -188,9 +196,10 @@ export class Agent {
         const ruleSet = await this.loadRules();
         if (this.state !== 'running') return false;
         this.engine!.setRules(ruleSet.rules);
+        this.sensor?.produce(this.producedActions(ruleSet.rules));
         this.ruleSet = ruleSet;
         this.reloads += 1;
-        this.logger.info({ rules: ruleSet.rules.length }, 'rules reloaded');
+        this.logger.info({ rules: ruleSet.rules.length, sensorEvents: this.sensor?.producing() }, 'rules reloaded');
         return true;
       } catch (err) {
         this.rejectedReloads += 1;

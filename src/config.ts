@@ -140,6 +140,12 @@ export const ConfigSchema = z
           .max(10_000)
           .default(DEFAULT_HASH_WAIT_MS)
           .describe('the longest an event waits for its file\'s first hash; it then goes without (execsentry.hash_missing: timeout) and the hash is cached for the next exec'),
+        events: z
+          .array(z.enum(['exec', 'fork', 'end']))
+          .refine((events) => events.includes('exec'), 'must list "exec": exec events are always produced ("fork" and "end" are the optional ones)')
+          .refine((events) => new Set(events).size === events.length, 'lists an event twice')
+          .default(['exec'])
+          .describe('process events produced and streamed by `events`, every rule evaluated on them as on Elastic Defend data; fork and end a rule names are produced for it anyway'),
       })
       .strict()
       .default({
@@ -150,6 +156,7 @@ export const ConfigSchema = z
         hashes: [],
         maxHashFileBytes: DEFAULT_MAX_HASH_FILE_BYTES,
         hashWaitMs: DEFAULT_HASH_WAIT_MS,
+        events: ['exec'],
       }),
     store: z
       .object({

@@ -116,8 +116,12 @@ export const RecordKind = {
 export type ConnectorRecord =
   | { kind: typeof RecordKind.exec; timeNs: number; pid: number; snapshot: ProcSnapshot }
   /** startTicks: the child's start time on /proc's clock, from the record's time (may differ by one tick). */
-  | { kind: typeof RecordKind.fork; pid: number; parentPid: number; startTicks: number }
-  | { kind: typeof RecordKind.exit; pid: number }
+  | { kind: typeof RecordKind.fork; timeNs: number; pid: number; parentPid: number; startTicks: number }
+  /**
+   * exitStatus: the task's exit_code as the kernel keeps it, a wait(2) status: the code given to
+   * exit_group() shifted left by 8, or the killing signal (| 0x80 when it dumped core). Threads never get here.
+   */
+  | { kind: typeof RecordKind.exit; timeNs: number; pid: number; exitStatus: number }
   | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number }
   | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };

@@ -12,13 +12,14 @@ const MAX_STDOUT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 interface EventsOptions {
   filter?: string;
+  allActions?: boolean;
   config?: string;
   logLevel?: Config['logLevel'];
   logFormat?: Config['logFormat'];
 }
 
 /**
- * `execsentry events [--filter KQL]`: every enriched exec event as NDJSON on stdout until SIGINT/SIGTERM
+ * `execsentry events [--filter KQL] [--all-actions]`: every enriched exec event (and fork and end events when asked for) as NDJSON on stdout until SIGINT/SIGTERM
  * (or until stdout's reader goes away); logs and the final counters go to stderr.
  */
 export function registerEventsCommand(program: Command): void {
@@ -26,6 +27,7 @@ export function registerEventsCommand(program: Command): void {
     .command('events')
     .description('stream every exec on this host as an ECS process event (NDJSON on stdout), no rules')
     .option('--filter <kql>', 'only events matching this KQL query')
+    .option('--all-actions', 'fork and end events too, as Elastic Defend has them (default: the config\'s sensor.events, exec alone unless set)')
     .option('--config <file>', 'configuration file (JSON); its sensor and log settings apply')
     .addOption(new Option('--log-level <level>', 'log level').choices(ConfigSchema.shape.logLevel.unwrap().options))
     .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else JSON)').choices(['json', 'pretty']))
@@ -46,7 +48,7 @@ export function registerEventsCommand(program: Command): void {
       );
       const logger = createLogger(config.logLevel, config.logFormat);
       for (const warning of warnings) logger.warn(warning);
-      const sensor = new Sensor({ ...config.sensor, logger });
+      const sensor = new Sensor({ ...config.sensor, ...(options.allActions === true ? { events: ['exec', 'fork', 'end'] as const } : {}), logger });
       let dropped = 0;
       let stopping: Promise<void> | undefined;
       let finished: () => void = () => undefined;
@@ -75,7 +77,7 @@ export function registerEventsCommand(program: Command): void {
       await sensor.start(write);
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      logger.info('streaming exec events (NDJSON on stdout); SIGINT or SIGTERM stops');
+      logger.info({ events: options.allActions === true ? ['exec', 'fork', 'end'] : config.sensor.events }, 'streaming exec events (NDJSON on stdout); SIGINT or SIGTERM stops');
       await done;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

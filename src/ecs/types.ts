@@ -62,6 +62,10 @@ export interface EcsProcess {
   env_vars?: string[];
   /** Of the exec'd file, per configured algorithm (sensor.hashes). */
   hash?: { md5?: string; sha1?: string; sha256?: string };
+  /** End events: when the process exited (the kernel's exit record). */
+  end?: string;
+  /** End events: the exit status byte, as Elastic Defend reports it (src/sensor/lifecycle.ts). */
+  exit_code?: number;
 }
 
 export interface EcsHost {
@@ -129,15 +133,28 @@ export interface ExecsentryProcessExtras {
    * unreadable.
    */
   hash_missing?: 'too_large' | 'timeout' | 'busy' | 'changed' | 'unreadable';
+  /** End events of a process a signal killed: the signal's number (process.exit_code is then 0, as Defend reports it). */
+  exit_signal?: number;
+  /** End events of a process killed by a signal that dumped core. */
+  core_dumped?: boolean;
 }
+
+/**
+ * The process events of Elastic Defend's Linux event model (ECS RFC 0030; endpoint-package's "Linux Process
+ * Fork, Exec, and Exit" event): exec always, fork and end when produced (src/sensor/lifecycle.ts).
+ */
+export type ProcessAction = 'exec' | 'fork' | 'end';
+
+/** event.type of each action: a fork starts a process as an exec does (Elastic's rules ask for both with event.type "start"). */
+export const PROCESS_ACTION_TYPE = { exec: 'start', fork: 'start', end: 'end' } as const satisfies Record<ProcessAction, string>;
 
 export interface ProcessEvent {
   '@timestamp': string;
   event: {
     kind: 'event';
     category: ['process'];
-    type: ['start'];
-    action: 'exec';
+    type: ['start'] | ['end'];
+    action: ProcessAction;
     id: string;
     created: string;
     module: 'execsentry';
@@ -157,14 +174,15 @@ export interface ProcessEvent {
 }
 
 /**
- * The values the constant fields of a process event always hold (ProcessEvent above), for telling a rule
- * that asks for others (`event.action == "fork"`, `event.category:file`) that it cannot match here.
+ * The values the constant fields of a process event can hold (ProcessEvent above; fork and end events are
+ * produced when a rule names them), for telling a rule that asks for others (`event.action == "signal"`,
+ * `event.category:file`) that it cannot match here.
  */
 export const PROCESS_EVENT_CONSTANTS: Readonly<Record<string, readonly string[]>> = {
   'event.kind': ['event'],
   'event.category': ['process'],
-  'event.type': ['start'],
-  'event.action': ['exec'],
+  'event.type': ['start', 'end'],
+  'event.action': ['exec', 'fork', 'end'],
   'event.module': ['execsentry'],
   'event.dataset': ['execsentry.process'],
 };

@@ -1,4 +1,4 @@
-import type { Alert, AlertSequence, ProcessEvent } from '../ecs/types.js';
+import type { Alert, AlertSequence, ProcessAction, ProcessEvent } from '../ecs/types.js';
 import type { MatchedSequence, SequenceMatcher } from '../eql/index.js';
 import { foldCase } from '../eql/regex.js';
 import { dateValueMs } from '../kql/date.js';
@@ -27,6 +27,21 @@ export interface EngineOptions {
   maxTuplesPerEvent?: number;
   /** Partial sequences an EQL sequence rule holds at once; beyond it the oldest is dropped (counted). */
   maxPartialSequencesPerRule?: number;
+  /**
+   * Fork and end events every rule is evaluated on, as Elasticsearch would on Elastic Defend data (the
+   * agent's `sensor.events`); otherwise only the rules that name them (LoadedRule.eventActions) see them.
+   */
+  everyRuleActions?: readonly ProcessAction[];
+}
+
+/**
+ * Whether `rule` is evaluated on an event of `action`: exec events (and any other, e.g. a replayed
+ * document's) go to every rule; fork and end events to the rules that name them, or to all when
+ * `everyRuleActions` lists them.
+ */
+export function evaluatesAction(rule: LoadedRule, action: unknown, everyRuleActions: readonly ProcessAction[] = []): boolean {
+  if (action !== 'fork' && action !== 'end') return true;
+  return everyRuleActions.includes(action) || rule.eventActions.includes(action);
 }
 
 export interface EngineStats {
@@ -195,6 +210,8 @@ function sameFields(a: readonly string[], b: readonly string[]): boolean {
 
 export class DetectionEngine {
   private runtimes: RuleRuntime[] = [];
+  /** The rules fork and end events go to (evaluatesAction); every other event goes to all of runtimes. */
+  private lifecycleRuntimes = new Map<string, RuleRuntime[]>();
   private termIndex = new TermIndex();
   private sequenceRules = 0;
   /** Rules loaded, disabled ones included (runtimes holds only the enabled). */
@@ -265,6 +282,9 @@ export class DetectionEngine {
       this.retiredSequences.expired += runtime.sequence.stats.expired;
     }
     this.runtimes = runtimes;
+    this.lifecycleRuntimes = new Map(
+      (['fork', 'end'] as const).map((action) => [action, runtimes.filter((runtime) => evaluatesAction(runtime.rule, action, this.options.everyRuleActions))]),
+    );
     this.termIndex = new TermIndex();
     this.sequenceRules = runtimes.filter((runtime) => runtime.sequence !== undefined).length;
     for (const runtime of runtimes) if (runtime.rule.indexTerms !== undefined) this.termIndex.add(runtime, runtime.rule.indexTerms);
@@ -307,7 +327,9 @@ export class DetectionEngine {
       const eventTimeMs = this.eventDate(event, '@timestamp');
       if (eventTimeMs !== null) this.lastEvaluated = { eventTimeMs, atMs: nowMs };
     }
-    for (const runtime of this.runtimes) {
+    const action = (event.event as { action?: unknown } | undefined)?.action;
+    const runtimes = (typeof action === 'string' ? this.lifecycleRuntimes.get(action) : undefined) ?? this.runtimes;
+    for (const runtime of runtimes) {
       if (runtime.indexed && runtime.markedFor !== eventNumber) continue;
       this.evaluateRule(runtime, event, nowMs);
     }

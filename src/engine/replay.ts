@@ -6,7 +6,7 @@ import { dateValueMs } from '../kql/date.js';
 import type { Logger } from '../log.js';
 import type { LoadedRule } from '../rules/index.js';
 import type { HistoryStore } from '../store/index.js';
-import { DetectionEngine, type EngineStats } from './index.js';
+import { DetectionEngine, evaluatesAction, type EngineStats } from './index.js';
 
 /**
  * Offline replay (`rules test`): NDJSON events in file order through the engine, each event's @timestamp
@@ -61,11 +61,14 @@ export async function replayEvents(options: ReplayOptions): Promise<EngineStats>
  * terms, max_signals): the alerts and the summary line show that.
  */
 function explainEvent(options: ReplayOptions, lineNumber: number, event: ProcessEvent): void {
+  const action = (event.event as { action?: unknown } | undefined)?.action;
   for (const rule of options.rules) {
     if (!rule.enabled) continue;
     const compiled = rule.compiled;
     let verdict: string;
-    if (compiled.kind === 'sequence') {
+    if (!evaluatesAction(rule, action)) {
+      verdict = `not evaluated: a rule sees ${String(action)} events only when its query names them (event.action, or event.type "end")`;
+    } else if (compiled.kind === 'sequence') {
       const stages = compiled.matchingStages(event);
       verdict = stages.length === 0 ? 'matches no stage of the sequence' : `matches sequence stage ${stages.join(', ')} of ${compiled.spec.stages.length}`;
     } else {

@@ -1,5 +1,5 @@
 import { KNOWN_FIELD_NAMES } from '../ecs/known-fields.js';
-import { PROCESS_EVENT_CONSTANTS } from '../ecs/types.js';
+import { PROCESS_ACTION_TYPE, PROCESS_EVENT_CONSTANTS, type ProcessAction } from '../ecs/types.js';
 import { junctionOperands, parseEql, printEqlExpression, unwrapParens, type EqlEventFilter, type EqlExpression } from '../eql/index.js';
 import { foldCase } from '../eql/regex.js';
 import { compileEqlWildcard } from '../eql/wildcard.js';
@@ -66,7 +66,11 @@ export function queryConditions(language: 'kuery' | 'eql', query: string): Query
   return { filters: language === 'eql' ? eqlFilterConditions(query) : [{ conditions: kqlConditions(query), mustMatch: true }] };
 }
 
-/** The warning for a top-level condition the sensor's events can never satisfy, if any. */
+/**
+ * The warning for a top-level condition the sensor's events can never satisfy, if any: a value of a
+ * constant field no event has (fork and end events count: a rule naming them gets them), or an event.action
+ * and event.type that no event has together.
+ */
 export function impossibleConditionRemark(ruleName: string, query: QueryConditions): string | undefined {
   for (const filter of query.filters) {
     if (!filter.mustMatch) continue;
@@ -74,10 +78,47 @@ export function impossibleConditionRemark(ruleName: string, query: QueryConditio
       const produced = PROCESS_EVENT_CONSTANTS[condition.field];
       if (produced === undefined || produced.some(condition.accepts)) continue;
       const values = produced.map((value) => JSON.stringify(value)).join(', ');
-      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is always ${values} in execsentry's events`;
+      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is ${produced.length === 1 ? 'always' : 'one of'} ${values} in execsentry's events`;
+    }
+    if (filterActions(filter.conditions)?.length === 0) {
+      const texts = filter.conditions.filter((condition) => condition.field === 'event.action' || condition.field === 'event.type').map((condition) => condition.text);
+      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${texts.join(' and ')}, which no event of execsentry's has together (exec and fork events are of event.type "start", end events of "end")`;
     }
   }
   return undefined;
+}
+
+const PROCESS_ACTIONS: readonly ProcessAction[] = ['exec', 'fork', 'end'];
+
+/**
+ * The process events a rule is evaluated on, and so the fork and end events the sensor must produce for it:
+ * per filter (a sequence's stages, missing-event ones and `until` included: their events matter), the
+ * actions its top-level event.action and event.type conditions let through; a filter with neither takes exec
+ * events only. A fork is named only by an event.action condition (`event.type:start` alone keeps to execs);
+ * an end by either (`event.type == "end"`).
+ *
+ * Elasticsearch on Elastic Defend data would match a query without such conditions (`process.name:bash`)
+ * against fork and end events too. Here such a rule sees execs only (unless `sensor.events` makes every
+ * rule see them): its alerts do not change with the other rules loaded, and the common exec-only rule set
+ * costs no fork or end events at all.
+ */
+export function namedActions(query: QueryConditions): ProcessAction[] {
+  const named = new Set<ProcessAction>();
+  for (const filter of query.filters) for (const action of filterActions(filter.conditions) ?? ['exec']) named.add(action);
+  return PROCESS_ACTIONS.filter((action) => named.has(action));
+}
+
+/** The actions a filter's top-level event.action / event.type conditions let through; undefined when it has none. */
+function filterActions(conditions: readonly FieldCondition[]): ProcessAction[] | undefined {
+  const onAction = conditions.filter((condition) => condition.field === 'event.action');
+  const onType = conditions.filter((condition) => condition.field === 'event.type');
+  if (onAction.length === 0 && onType.length === 0) return undefined;
+  return PROCESS_ACTIONS.filter(
+    (action) =>
+      (onAction.length > 0 || action !== 'fork') &&
+      onAction.every((condition) => condition.accepts(action)) &&
+      onType.every((condition) => condition.accepts(PROCESS_ACTION_TYPE[action])),
+  );
 }
 
 /**

@@ -1,8 +1,8 @@
-import { PROCESS_EVENT_CONSTANTS, type RuleSeverity } from '../ecs/types.js';
+import { PROCESS_EVENT_CONSTANTS, type ProcessAction, type RuleSeverity } from '../ecs/types.js';
 import type { DateMath } from '../engine/date-math.js';
 import { compileEql, EqlCompileError, EqlSyntaxError, EqlUnsupportedError, type CompiledSequenceQuery } from '../eql/index.js';
 import { compileKql, fieldRead, KqlSyntaxError, termReader } from '../kql/index.js';
-import { impossibleConditionRemark, queryConditions, requiredTerms, unknownFieldRemark, type QueryConditions, type RequiredTerms } from './fit.js';
+import { impossibleConditionRemark, namedActions, queryConditions, requiredTerms, unknownFieldRemark, type QueryConditions, type RequiredTerms } from './fit.js';
 import type { RuleCandidate } from './formats.js';
 import { describeValue, type RuleProblem } from './problem.js';
 import { RULE_LANGUAGE, RuleSchema, SUPPORTED_TYPES, type RuleThreat, type SupportedRuleType } from './schema.js';
@@ -35,6 +35,11 @@ export interface LoadedRule {
    * (see requiredTerms; the first of INDEX_FIELDS that has them): the engine skips the rule for other events.
    */
   indexTerms?: RequiredTerms & { readonly field: string };
+  /**
+   * The process events (event.action) the rule is evaluated on, from its query (fit.ts namedActions): exec
+   * for most; fork and end only for rules that name them, and the sensor produces those for such rules.
+   */
+  eventActions: readonly ProcessAction[];
   severity: RuleSeverity;
   riskScore: number;
   version: number;
@@ -204,6 +209,7 @@ export function validateCandidate(candidate: RuleCandidate): ValidationOutcome {
       timestampField: rule.timestamp_field ?? '@timestamp',
       eventCategoryField: rule.event_category_override ?? 'event.category',
       indexTerms: indexTerms(conditions),
+      eventActions: namedActions(conditions),
       severity: rule.severity,
       riskScore: rule.risk_score,
       version: rule.version,

@@ -1,6 +1,15 @@
 import { isUtf8 } from 'node:buffer';
 import { hash, randomUUID } from 'node:crypto';
-import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
+import {
+  ECS_VERSION,
+  PROCESS_ACTION_TYPE,
+  type EcsParentProcess,
+  type EcsProcess,
+  type ExecsentryRaw,
+  type ProcessAction,
+  type ProcessEvent,
+  type RawProcessValues,
+} from '../ecs/types.js';
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
@@ -107,6 +116,7 @@ export function entryFromSnapshot(snapshot: ProcSnapshot & { startTicks: number 
   if (interactive !== undefined) entry.interactive = interactive;
   if (snapshot.uids !== undefined) entry.uid = snapshot.uids[1];
   if (snapshot.gids !== undefined) entry.gid = snapshot.gids[1];
+  if (snapshot.kernelThread === true) entry.kernelThread = true;
   return entry;
 }
 
@@ -142,7 +152,7 @@ function sameArgs(a: readonly string[] | undefined, b: readonly string[] | undef
 }
 
 /** execsentry.raw: the process's and its parent's repaired values, under their ECS names. */
-function rawFields(own: RawProcessValues | undefined, parent: RawProcessValues | undefined): ExecsentryRaw | undefined {
+export function rawFields(own: RawProcessValues | undefined, parent: RawProcessValues | undefined): ExecsentryRaw | undefined {
   if (own === undefined && parent === undefined) return undefined;
   const raw: Record<string, string | string[]> = {};
   for (const [key, value] of Object.entries(own ?? {})) raw[`process.${key}`] = value;
@@ -150,7 +160,8 @@ function rawFields(own: RawProcessValues | undefined, parent: RawProcessValues |
   return raw as ExecsentryRaw;
 }
 
-function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
+/** What the table knows of a process, as the process.parent of an event (and the process of a fork or end event). */
+export function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
   const out: EcsParentProcess = { pid: parent.pid };
   const id = entityIdOf(parent, namespace);
   if (id !== undefined) out.entity_id = id;
@@ -167,6 +178,20 @@ function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess
   if (parent.uid !== undefined) out.user = { id: String(parent.uid) };
   if (parent.gid !== undefined) out.group = { id: String(parent.gid) };
   return out;
+}
+
+/** event.* of a process event of `action`. */
+export function eventFields(action: ProcessAction, created: string): ProcessEvent['event'] {
+  return {
+    kind: 'event',
+    category: ['process'],
+    type: [PROCESS_ACTION_TYPE[action]],
+    action,
+    id: randomUUID(),
+    created,
+    module: 'execsentry',
+    dataset: 'execsentry.process',
+  };
 }
 
 export interface ExecContext {
@@ -234,16 +259,7 @@ export function buildExecEvent(
 
   const event: ProcessEvent = {
     '@timestamp': context.timestamp,
-    event: {
-      kind: 'event',
-      category: ['process'],
-      type: ['start'],
-      action: 'exec',
-      id: randomUUID(),
-      created: context.created,
-      module: 'execsentry',
-      dataset: 'execsentry.process',
-    },
+    event: eventFields('exec', context.created),
     ecs: { version: ECS_VERSION },
     process,
     host: context.identity.host,

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ProcessEvent } from '../ecs/types.js';
+import type { ProcessAction, ProcessEvent } from '../ecs/types.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -15,6 +15,7 @@ import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameIm
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
+import { buildEndEvent, buildForkEvent } from './lifecycle.js';
 import { UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -28,6 +29,8 @@ export interface SensorOptions {
   hashes?: HashAlgorithm[];
   maxHashFileBytes?: number;
   hashWaitMs?: number;
+  /** The process events to produce: exec always; fork and end on request (see produce()). Default exec only. */
+  events?: readonly ProcessAction[];
   logger: Logger;
   /** Where /proc is mounted (tests); default /proc. */
   procRoot?: string;
@@ -39,8 +42,11 @@ export interface SensorOptions {
 }
 
 export interface SensorStats extends HasherStats {
-  /** Exec events emitted (recovered ones included). */
+  /** Process events emitted: exec (recovered ones included), and fork and end when produced. */
   events: number;
+  /** Of them, fork and end events (produced only when asked for or named by a rule). */
+  forkEvents: number;
+  endEvents: number;
   /** Records the kernel numbered but we never received (per-CPU sequence gaps): lost exec/fork/exit records. */
   lost: number;
   /** recv() overruns (ENOBUFS): the socket buffer overflowed; each triggers a /proc rescan. */
@@ -125,7 +131,7 @@ export class Sensor {
   private subscribed: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private recovery: { running: boolean; again: boolean } = { running: false, again: false };
   private stopped = false;
-  private readonly counters = { events: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
+  private readonly counters = { events: 0, forkEvents: 0, endEvents: 0, recovered: 0, recoveryScans: 0, callbackErrors: 0 };
   private finalConnectorStats: ConnectorStats | undefined;
   private readonly containers = new ContainerCache();
   private readonly hasher: Hasher | undefined;
@@ -133,6 +139,8 @@ export class Sensor {
   private hashWaits: Promise<void>[] = [];
   /** event.sequence of the last event emitted. */
   private sequence = 0;
+  /** Whether fork and end records become events; otherwise they only keep the table. */
+  private lifecycle = { fork: false, end: false };
 
   constructor(private readonly options: SensorOptions) {
     this.table = new ProcessTable(options.maxProcessTableEntries);
@@ -144,6 +152,17 @@ export class Sensor {
         waitMs: options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS,
       });
     }
+    this.produce(options.events ?? ['exec']);
+  }
+
+  /** Which process events to produce from now on (the agent widens or narrows it when rules are reloaded). */
+  produce(actions: readonly ProcessAction[]): void {
+    this.lifecycle = { fork: actions.includes('fork'), end: actions.includes('end') };
+  }
+
+  /** The process events produced now. */
+  producing(): ProcessAction[] {
+    return ['exec', ...(this.lifecycle.fork ? ['fork' as const] : []), ...(this.lifecycle.end ? ['end' as const] : [])];
   }
 
   /** What snapshots read beyond the defaults: configured environment variables, the exec'd file's identity for hashes. */
@@ -210,7 +229,7 @@ export class Sensor {
     for (const records of early) this.handle(records);
     const reader = this.connector.reader();
     this.options.logger.info(
-      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids },
+      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids, events: this.producing() },
       `sensor started; reader thread at ${reader.priority}`,
     );
   }
@@ -233,6 +252,8 @@ export class Sensor {
     const native = this.finalConnectorStats ?? this.connector?.stats();
     return {
       events: this.counters.events,
+      forkEvents: this.counters.forkEvents,
+      endEvents: this.counters.endEvents,
       lost: native?.seqGaps ?? 0,
       overruns: native?.overruns ?? 0,
       seqGaps: native?.seqGaps ?? 0,
@@ -331,9 +352,21 @@ export class Sensor {
             child.parent = parent;
           }
           this.table.set(child);
+          if (this.lifecycle.fork && child.kernelThread !== true) {
+            (events ??= []).push(buildForkEvent(child, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+            this.counters.forkEvents++;
+          }
           break;
         }
         case RecordKind.exit:
+          if (this.lifecycle.end) {
+            // built before the table lets go of it: an exited entry drops its parent link
+            const entry = this.table.get(record.pid);
+            if (entry?.kernelThread !== true) {
+              (events ??= []).push(buildEndEvent(record.pid, entry, record.exitStatus, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
+              this.counters.endEvents++;
+            }
+          }
           this.table.exit(record.pid);
           break;
         case RecordKind.uidChange:
@@ -488,4 +521,5 @@ function copyImage(from: ProcessEntry, to: ProcessEntry): void {
   if (from.interactive !== undefined) to.interactive = from.interactive;
   if (from.uid !== undefined) to.uid = from.uid;
   if (from.gid !== undefined) to.gid = from.gid;
+  if (from.kernelThread !== undefined) to.kernelThread = from.kernelThread;
 }

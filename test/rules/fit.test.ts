@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { impossibleConditionRemark, isKnownField, queryConditions, unknownFieldRemark } from '../../src/rules/fit.js';
+import { impossibleConditionRemark, isKnownField, namedActions, queryConditions, unknownFieldRemark } from '../../src/rules/fit.js';
 import { checkRules } from '../../src/rules/index.js';
 import { kibanaRule, ruleTree } from './fixtures.js';
 
@@ -31,25 +31,80 @@ describe('conditions the sensor never satisfies', () => {
     expect(impossible('kuery', 'event.category:file and file.path:/etc/shadow')).toBe(
       'rule "R" can never match here: it requires event.category:file, but event.category is always "process" in execsentry\'s events',
     );
-    expect(impossible('kuery', 'event.action:(fork or end) and process.name:x')).toMatch(/requires event\.action:\(fork or end\)/);
-    // one possible alternative, a pattern that covers "exec", or the condition inside an or: possible
-    expect(impossible('kuery', 'event.action:(exec or fork)')).toBeUndefined();
+    expect(impossible('kuery', 'event.action:(uid_change or gid_change) and process.name:x')).toBe(
+      'rule "R" can never match here: it requires event.action:(uid_change or gid_change), but event.action is one of "exec", "fork", "end" in execsentry\'s events',
+    );
+    // fork and end events are produced for a rule that names them: not impossible any more
+    expect(impossible('kuery', 'event.action:(fork or end) and process.name:x')).toBeUndefined();
+    expect(impossible('kuery', 'event.action:(exec or signal)')).toBeUndefined();
     expect(impossible('kuery', 'event.action:ex*')).toBeUndefined();
     expect(impossible('kuery', 'event.category:file or process.name:x')).toBeUndefined();
   });
 
   it('EQL: ==, in, in~, : and like on a constant field, in an event query and in every stage of a sequence', () => {
-    expect(impossible('eql', 'process where event.type == "end" and process.name == "x"')).toBe(
-      'rule "R" can never match here: it requires event.type == "end", but event.type is always "start" in execsentry\'s events',
+    expect(impossible('eql', 'process where event.type == "change" and process.name == "x"')).toBe(
+      'rule "R" can never match here: it requires event.type == "change", but event.type is one of "start", "end" in execsentry\'s events',
     );
-    expect(impossible('eql', 'process where event.action in ("fork", "end")')).toMatch(/requires event\.action in \("fork", "end"\)/);
-    expect(impossible('eql', 'process where event.action in~ ("EXEC", "fork")')).toBeUndefined();
+    expect(impossible('eql', 'process where event.type == "end" and process.name == "x"')).toBeUndefined();
+    expect(impossible('eql', 'process where event.action in ("fork", "end")')).toBeUndefined();
+    expect(impossible('eql', 'process where event.action in ("uid_change", "session_id_change")')).toMatch(/requires event\.action in \("uid_change", "session_id_change"\)/);
+    expect(impossible('eql', 'process where event.action in~ ("EXEC", "signal")')).toBeUndefined();
     expect(impossible('eql', 'process where event.action : "EX*"')).toBeUndefined();
     expect(impossible('eql', 'process where event.action like "EX*"')).toMatch(/can never match/);
     expect(impossible('eql', 'process where (event.type == "end" or event.type == "start")')).toBeUndefined();
-    expect(impossible('eql', 'sequence with maxspan=1m [process where true] [process where event.action == "end"]')).toMatch(/requires event\.action == "end"/);
+    expect(impossible('eql', 'sequence with maxspan=1m [process where true] [process where event.action == "ptrace"]')).toMatch(/requires event\.action == "ptrace"/);
     // a missing-event stage asks for nothing to happen: an impossible one is always satisfied
-    expect(impossible('eql', 'sequence with maxspan=1m [process where true] ![process where event.action == "end"]')).toBeUndefined();
+    expect(impossible('eql', 'sequence with maxspan=1m [process where true] ![process where event.action == "ptrace"]')).toBeUndefined();
+  });
+
+  it('an event.action and event.type that no event has together', () => {
+    expect(impossible('eql', 'process where event.type == "end" and event.action == "fork"')).toBe(
+      'rule "R" can never match here: it requires event.type == "end" and event.action == "fork", which no event of execsentry\'s has together (exec and fork events are of event.type "start", end events of "end")',
+    );
+    expect(impossible('kuery', 'event.type:start and event.action:end')).toMatch(/requires event\.type:start and event\.action:end, which no event/);
+    expect(impossible('eql', 'process where event.type == "start" and event.action in ("exec", "fork")')).toBeUndefined();
+    expect(impossible('eql', 'process where event.type == "end" and event.action == "end"')).toBeUndefined();
+  });
+});
+
+/** The process events a rule with this query is evaluated on (and has the sensor produce). */
+function actions(language: 'kuery' | 'eql', query: string): string[] {
+  return namedActions(queryConditions(language, query));
+}
+
+describe('the process events a rule names', () => {
+  it('exec alone for a rule that names no action or type, or only exec', () => {
+    expect(actions('kuery', 'process.name:bash')).toEqual(['exec']);
+    expect(actions('kuery', 'event.category:process and event.type:start and event.action:exec and user.name:daemon')).toEqual(['exec']);
+    // on Defend data these would match fork events too; here they keep to execs (README: what a rule sees)
+    expect(actions('eql', 'process where event.type == "start" and process.name == "bash"')).toEqual(['exec']);
+    expect(actions('kuery', 'not event.action:exec')).toEqual(['exec']);
+    // nested conditions do not name anything: only the top level is read
+    expect(actions('kuery', '(event.action:fork and process.name:a) or process.name:b')).toEqual(['exec']);
+  });
+
+  it('fork when event.action lets it through, end for event.action or an event.type of "end"', () => {
+    expect(actions('kuery', 'event.category:process and event.action:(exec or exec_event or fork or fork_event) and process.name:x')).toEqual(['exec', 'fork']);
+    expect(actions('eql', 'process where event.type == "start" and event.action in ("exec", "fork")')).toEqual(['exec', 'fork']);
+    expect(actions('eql', 'process where event.type == "end" and process.name in ("vmware-vmx", "vmx")')).toEqual(['end']);
+    expect(actions('eql', 'process where event.action == "end" and process.exit_code != 0')).toEqual(['end']);
+    expect(actions('kuery', 'event.action:e*')).toEqual(['exec', 'end']);
+    expect(actions('eql', 'process where event.action : "FORK"')).toEqual(['fork']);
+    expect(actions('eql', 'process where event.type == "start" and event.action == "end"')).toEqual([]);
+  });
+
+  it('a sequence names what each of its stages names, missing-event stages and until too', () => {
+    expect(actions('eql', 'sequence by process.entity_id [process where event.type == "start"] [process where event.type == "end"]')).toEqual(['exec', 'end']);
+    expect(actions('eql', 'sequence by host.id with maxspan=1m [process where event.action == "end" and process.name == "sshd"] [process where process.name == "bash"]')).toEqual(['exec', 'end']);
+    expect(actions('eql', 'sequence with maxspan=1m [process where process.name == "a"] ![process where event.action == "fork"]')).toEqual(['exec', 'fork']);
+    expect(actions('eql', 'sequence [process where process.name == "a"] [process where process.name == "b"] until [process where event.type == "end"]')).toEqual(['exec', 'end']);
+  });
+
+  it('is what the loaded rule carries', async () => {
+    const dir = ruleTree({ 'a.ndjson': JSON.stringify(kibanaRule({ query: 'event.action:fork and process.name:x' })) });
+    const check = await checkRules([dir], { skipUnsupported: false });
+    expect(check.rules[0]?.eventActions).toEqual(['fork']);
+    expect(check.warnings).toEqual([]);
   });
 });
 

@@ -53,6 +53,9 @@ describe('config file: every bad value names the file, the key, the value and th
     ['a too small socket buffer', { sensor: { socketBufferBytes: 1024 } }, 'sensor.socketBufferBytes = 1024: must be at least 65536'],
     ['a too small argv cap', { sensor: { maxArgsBytes: 10 } }, 'sensor.maxArgsBytes = 10: must be at least 256'],
     ['a too small process table', { sensor: { maxProcessTableEntries: 5 } }, 'sensor.maxProcessTableEntries = 5: must be at least 1024'],
+    ['sensor events without exec', { sensor: { events: ['fork', 'end'] } }, 'sensor.events = ["fork","end"]: must list "exec": exec events are always produced'],
+    ['an unknown sensor event', { sensor: { events: ['exec', 'signal'] } }, 'sensor.events[1] = "signal": expected one of "exec", "fork", "end"'],
+    ['a sensor event twice', { sensor: { events: ['exec', 'end', 'end'] } }, 'sensor.events = ["exec","end","end"]: lists an event twice'],
     ['zero tuples per rule', { store: { maxTuplesPerRule: 0 } }, 'store.maxTuplesPerRule = 0: must be at least 1'],
     ['an empty state dir', { stateDir: '' }, 'stateDir = "": must not be empty'],
     ['rules not a list', { rules: 'rules/' }, 'rules = "rules/": expected a list'],
@@ -180,9 +183,11 @@ describe('EXECSENTRY_* environment overrides', () => {
         EXECSENTRY_RULES: '/a.toml, /b.ndjson',
         EXECSENTRY_OUTPUTS: 'stdout,file:///var/log/execsentry/alerts.ndjson',
         EXECSENTRY_SENSOR_MAX_ARGS_BYTES: '4096',
+        EXECSENTRY_SENSOR_EVENTS: 'exec,end',
         EXECSENTRY_METRICS_ENABLED: '1',
       },
     });
+    expect(config.sensor.events).toEqual(['exec', 'end']);
     expect(config.stateDir).toBe('/srv/es');
     expect(config.logLevel).toBe('debug');
     expect(config.statsIntervalSeconds).toBe(5);

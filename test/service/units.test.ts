@@ -92,7 +92,7 @@ describe('prometheusText', () => {
         '# HELP execsentry_start_time_seconds Unix time the agent started.',
         '# TYPE execsentry_start_time_seconds gauge',
         'execsentry_start_time_seconds 1767225600',
-        '# HELP execsentry_sensor_events_total Exec events enriched and handed to the engine.',
+        '# HELP execsentry_sensor_events_total Process events enriched and handed to the engine (exec, and fork and end when produced).',
         '# TYPE execsentry_sensor_events_total counter',
         'execsentry_sensor_events_total 10',
         '# HELP execsentry_sensor_table_size Processes in the process table.',
