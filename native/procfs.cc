@@ -4,13 +4,16 @@
 // time in its one stat read proves which process the directory is.
 #include "procfs.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -316,17 +319,186 @@ std::atomic<bool>& PidfdInfoFlag() {
 bool Gone(int error) { return error == ENOENT || error == ESRCH; }
 bool Refused(int error) { return error == EACCES || error == EPERM; }
 
-// stat() through the fd link: the device the process's fd refers to. nullopt = unknown (unreadable; errno in
-// *error: ENOENT is a closed fd only if the process was not leaving, which the caller decides).
-std::optional<DeviceId> FdDevice(int dirFd, const char* name, int* error) {
-  struct stat st;
-  if (fstatat(dirFd, name, &st, 0) != 0) {
+// ---- standard streams ------------------------------------------------------------------------------------
+
+// "socket:[123]" / "pipe:[123]" → 123 after the prefix; 0 when the text is not of that shape.
+uint64_t BracketedInode(std::string_view link, std::string_view prefix) {
+  if (link.size() < prefix.size() + 2 || link.substr(0, prefix.size()) != prefix || link.back() != ']') return 0;
+  uint64_t inode = 0;
+  return ParseUnsigned(link.substr(prefix.size(), link.size() - prefix.size() - 1), &inode) ? inode : 0;
+}
+
+// The protocol name sockfs gives the socket behind the fd link (net/socket.c: sockfs_xattr_get answers
+// system.sockprotoname with the name the socket's file was created under, sk_prot_creator->name). The link
+// is opened O_PATH relative to the process's directory (no driver open, and never another process's fd),
+// then asked through our own fd's /proc/self path, since getxattr has no *at form before Linux 6.13.
+std::string SocketProtocol(int dirFd, const char* fdName) {
+  int fd = openat(dirFd, fdName, O_PATH | O_CLOEXEC);
+  if (fd < 0) return {};
+  char path[48], name[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = getxattr(path, "system.sockprotoname", name, sizeof name - 1);
+  close(fd);
+  if (n <= 0) return {};
+  return std::string(name, strnlen(name, static_cast<size_t>(n)));
+}
+
+// "0100007F:1F90" (IPv4) or 32 hex digits + port (IPv6) of /proc/net/{tcp,udp}[6]: the address as the kernel
+// printed each 32-bit word of it (%08X of its in-memory value, so copying the words back in this host's
+// byte order restores the address), the port in host order. IPv4-mapped IPv6 addresses print as IPv4.
+bool ParseTableEndpoint(std::string_view text, std::string* ip, int32_t* port) {
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos || (colon != 8 && colon != 32) || text.size() - colon - 1 != 4) return false;
+  uint32_t words[4];
+  for (size_t i = 0; i < colon / 8; i++) {
+    char hex[9];
+    std::memcpy(hex, text.data() + i * 8, 8);
+    hex[8] = '\0';
+    char* end = nullptr;
+    words[i] = static_cast<uint32_t>(std::strtoul(hex, &end, 16));
+    if (end != hex + 8) return false;
+  }
+  char portHex[5];
+  std::memcpy(portHex, text.data() + colon + 1, 4);
+  portHex[4] = '\0';
+  char* end = nullptr;
+  *port = static_cast<int32_t>(std::strtoul(portHex, &end, 16));
+  if (end != portHex + 4) return false;
+  char buffer[INET6_ADDRSTRLEN];
+  if (colon == 8) {
+    struct in_addr address;
+    std::memcpy(&address, words, 4);
+    inet_ntop(AF_INET, &address, buffer, sizeof buffer);
+  } else {
+    struct in6_addr address;
+    std::memcpy(&address, words, 16);
+    if (IN6_IS_ADDR_V4MAPPED(&address)) inet_ntop(AF_INET, &address.s6_addr[12], buffer, sizeof buffer);
+    else inet_ntop(AF_INET6, &address, buffer, sizeof buffer);
+  }
+  *ip = buffer;
+  return true;
+}
+
+// One line of a tcp/udp table: "sl local rem st tx:rx tr:when retrnsmt uid timeout inode ..." (net/ipv4/
+// tcp_ipv4.c get_tcp4_sock, udp.c udp4_format_sock and their IPv6 twins print the same columns). Fills the
+// stream when the line's inode is the socket's.
+bool MatchSocketLine(std::string_view line, StdStream* stream) {
+  std::string_view rest = line, local, remote, field;
+  for (int column = 0; column <= 9; column++) {
+    if (!NextField(&rest, &field)) return false;
+    if (column == 1) local = field;
+    if (column == 2) remote = field;
+  }
+  uint64_t inode = 0;
+  if (!ParseUnsigned(field, &inode) || inode != stream->socketInode) return false;
+  if (!ParseTableEndpoint(local, &stream->localIp, &stream->localPort)) return false;
+  std::string remoteIp;
+  int32_t remotePort = -1;
+  // Listening and unconnected sockets show 0.0.0.0:0 (or ::): no remote end.
+  if (ParseTableEndpoint(remote, &remoteIp, &remotePort) && remotePort != 0) {
+    stream->remoteIp = remoteIp;
+    stream->remotePort = remotePort;
+  }
+  return true;
+}
+
+// The table of the process's own network namespace (/proc/<pid>/net is its namespace's) that lists a socket
+// of this protocol, when it is one whose ends are IP addresses and ports.
+const char* SocketTable(const std::string& protocol) {
+  if (protocol == "TCP") return "net/tcp";
+  if (protocol == "TCPv6") return "net/tcp6";
+  if (protocol == "UDP") return "net/udp";
+  if (protocol == "UDPv6") return "net/udp6";
+  if (protocol == "UDP-Lite") return "net/udplite";
+  if (protocol == "UDPLITEv6") return "net/udplite6";
+  return nullptr;
+}
+
+// Scans the table for the socket's line, a chunk at a time (a busy server's table is megabytes; seq_file
+// tables end a read early at a line boundary, so reading stops only at end of file).
+void FindSocketEnds(int dirFd, const char* table, StdStream* stream) {
+  int fd = openat(dirFd, table, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::string buffer;
+  char chunk[16384];
+  bool found = false;
+  while (!found) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t end; !found && (end = buffer.find('\n', start)) != std::string::npos; start = end + 1) {
+      found = MatchSocketLine(std::string_view(buffer).substr(start, end - start), stream);
+    }
+    buffer.erase(0, start);
+  }
+  close(fd);
+}
+
+// One standard stream through its fd link. nullopt = unknown, errno-like cause in *error (ENOENT: no such fd,
+// which is "closed" only if the process was not leaving, as the caller decides).
+std::optional<StdStream> ReadStdStream(int dirFd, int fd, int* error) {
+  char name[8];
+  std::snprintf(name, sizeof name, "fd/%d", fd);
+  *error = 0;
+  std::string link;
+  if (!ReadLinkAt(dirFd, name, &link)) {
     *error = errno;
     return std::nullopt;
   }
-  *error = 0;
-  if (!S_ISCHR(st.st_mode)) return DeviceId{};
-  return DeviceId{static_cast<int64_t>(major(st.st_rdev)), static_cast<int64_t>(minor(st.st_rdev))};
+  StdStream stream;
+  if (BracketedInode(link, "pipe:[") != 0) {
+    stream.type = StdStream::Type::kPipe;
+    return stream;
+  }
+  if ((stream.socketInode = BracketedInode(link, "socket:[")) != 0) {
+    stream.type = StdStream::Type::kSocket;
+    return stream;  // the protocol and ends are read by the caller, once per socket
+  }
+  if (link.empty() || link[0] != '/') {
+    stream.type = StdStream::Type::kOther;  // anon_inode:[eventfd] and the like
+    return stream;
+  }
+  struct stat st;
+  if (fstatat(dirFd, name, &st, 0) != 0) {
+    *error = errno == ENOENT ? ESRCH : errno;  // the fd was there a moment ago: closed since, or the process gone
+    return std::nullopt;
+  }
+  bool lossy = false;
+  stream.path = ToUtf8Lossy(link, &lossy);
+  if (S_ISCHR(st.st_mode)) {
+    stream.type = StdStream::Type::kCharDevice;
+    stream.device = DeviceId{static_cast<int64_t>(major(st.st_rdev)), static_cast<int64_t>(minor(st.st_rdev))};
+  } else if (S_ISREG(st.st_mode)) {
+    stream.type = StdStream::Type::kFile;
+  } else if (S_ISFIFO(st.st_mode)) {
+    stream.type = StdStream::Type::kPipe;
+  } else {
+    stream.type = StdStream::Type::kOther;
+  }
+  return stream;
+}
+
+// The protocol and, for TCP and UDP, both ends of each socket among the streams; a socket on two fds (a
+// service's stdout and stderr on the journal) is asked once.
+void DescribeSockets(int dirFd, std::optional<StdStream> (&stdio)[3]) {
+  for (int fd = 0; fd < 3; fd++) {
+    StdStream* stream = stdio[fd] ? &*stdio[fd] : nullptr;
+    if (stream == nullptr || stream->type != StdStream::Type::kSocket) continue;
+    const StdStream* same = nullptr;
+    for (int earlier = 0; earlier < fd && same == nullptr; earlier++) {
+      if (stdio[earlier] && stdio[earlier]->socketInode == stream->socketInode) same = &*stdio[earlier];
+    }
+    if (same != nullptr) {
+      *stream = *same;
+      continue;
+    }
+    char name[8];
+    std::snprintf(name, sizeof name, "fd/%d", fd);
+    stream->protocol = SocketProtocol(dirFd, name);
+    if (const char* table = SocketTable(stream->protocol)) FindSocketEnds(dirFd, table, stream);
+  }
 }
 
 std::string HexMask(uint32_t low, uint32_t high) {
@@ -440,24 +612,28 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   if (ReadLinkAt(dirFd, "cwd", &link)) setPath(link, &snapshot.cwd, &snapshot.cwdBytes);
   else note(errno), missing = true;
 
-  // fd 0 and 2 matter only for telling whether a process with a controlling terminal is interactive
-  // (src/sensor/enrich.ts isInteractive): without one (tty_nr 0) they are not read at all.
-  if (stat->ttyNr != 0) {
-    int fd0Error = 0, fd2Error = 0;
-    snapshot.fd0 = FdDevice(dirFd, "fd/0", &fd0Error);
-    snapshot.fd2 = FdDevice(dirFd, "fd/2", &fd2Error);
-    note(fd0Error), note(fd2Error);
-    if ((fd0Error == ENOENT || fd2Error == ENOENT) && !leaving) {
+  // fd 0, 1 and 2: what each standard stream is (process.interactive and execsentry.stdio.*).
+  if (!snapshot.kernelThread) {
+    int errors[3];
+    bool someMissing = false;
+    for (int fd = 0; fd < 3; fd++) {
+      snapshot.stdio[fd] = ReadStdStream(dirFd, fd, &errors[fd]);
+      note(errors[fd]);
+      someMissing = someMissing || errors[fd] == ENOENT;
+    }
+    if (someMissing && !leaving) {
       // A missing fd link is a closed fd only if the process had not begun to exit: exe still there after
       // the fd reads means exit_mm, which comes before exit_files, had not run yet.
       std::string again;
       if (exeRead && !ReadLinkAt(dirFd, "exe", &again)) leaving = true;
       if (!leaving) {
-        if (fd0Error == ENOENT) snapshot.fd0 = DeviceId{};
-        if (fd2Error == ENOENT) snapshot.fd2 = DeviceId{};
+        for (int fd = 0; fd < 3; fd++) {
+          if (errors[fd] == ENOENT) snapshot.stdio[fd] = StdStream{};
+        }
       }
     }
-    if (!snapshot.fd0 || !snapshot.fd2) missing = true;
+    DescribeSockets(dirFd, snapshot.stdio);
+    for (const auto& stream : snapshot.stdio) missing = missing || !stream;
   }
 
   ProcStatus ids;

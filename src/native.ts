@@ -153,9 +153,29 @@ export interface ProcSnapshot {
   argsLossy?: boolean;
   /** With argsLossy: the original bytes of every argument in args (as kept under the cap). */
   argsBytes?: Buffer[];
-  /** [major, minor] of the character device behind fd 0 / fd 2; [-1, -1] = closed or not a character device. */
-  fd0?: [number, number];
-  fd2?: [number, number];
+  /**
+   * fd 0, 1 and 2 as their /proc/<pid>/fd links show them; null = unknown (unreadable, or the process was
+   * leaving, so a missing link is not taken for a closed fd). Absent for kernel threads and when no stream
+   * could be read.
+   */
+  stdio?: [StdStreamSnapshot | null, StdStreamSnapshot | null, StdStreamSnapshot | null];
+}
+
+/** One standard stream of a process, as native/procfs.cc ReadStdStream reads it. */
+export interface StdStreamSnapshot {
+  /** 'other': an anonymous inode (eventfd, epoll, …), a directory, a block device. */
+  type: 'closed' | 'pipe' | 'socket' | 'file' | 'character_device' | 'other';
+  /** The link's text when it names a path (file, device, named pipe), as UTF-8 (bytes that are not replaced by U+FFFD). */
+  path?: string;
+  /** character_device: [major, minor]. */
+  device?: [number, number];
+  /** socket: the protocol sockfs names it by ('TCP', 'TCPv6', 'UDP', 'UDPv6', 'UNIX-STREAM', 'UNIX', 'NETLINK', …). */
+  protocol?: string;
+  /** TCP and UDP sockets found in the process's network namespace's table: its ends (remote only when connected). */
+  localIp?: string;
+  localPort?: number;
+  remoteIp?: string;
+  remotePort?: number;
 }
 
 export interface ClockOffsets {
