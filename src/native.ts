@@ -27,8 +27,16 @@ export interface NativeAddon {
   clockOffsets(): ClockOffsets;
   /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
   lookUpUserNames(uids: number[]): Promise<(string | null)[]>;
+  /** NSS passwd entries (getpwuid_r) of each uid: name and login shell (pw_shell); null when unknown; on a worker thread. */
+  lookUpUsers(uids: number[]): Promise<(UserEntry | null)[]>;
   /** NSS names (getgrgid_r) of each gid, null when unknown; on a worker thread. */
   lookUpGroupNames(gids: number[]): Promise<(string | null)[]>;
+}
+
+export interface UserEntry {
+  name: string;
+  /** The passwd entry's shell field as NSS gives it ('' = /bin/sh, passwd(5)). */
+  shell: string;
 }
 
 export interface ProcessConnectorOptions {

@@ -13,7 +13,7 @@ import {
 import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { readHostIdentity, type HostIdentity } from './host.js';
-import { UserGroupNames } from './names.js';
+import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
 export interface SensorOptions {
@@ -155,7 +155,7 @@ export class Sensor {
     } catch (err) {
       throw subscribeFailure(err);
     }
-    this.names = new UserGroupNames(addon.lookUpUserNames, addon.lookUpGroupNames);
+    this.names = new UserGroupNames(addon.lookUpUsers, addon.lookUpGroupNames);
     // Time steps (NTP, an administrator) move CLOCK_REALTIME but not the kernel's clocks.
     this.clockTimer = setInterval(() => {
       const now = addon.clockOffsets();
@@ -360,7 +360,11 @@ export class Sensor {
       const now = Date.now();
       const userName = (uid: number) => names.userName(uid, now);
       const groupName = (gid: number) => names.groupName(gid, now);
-      for (const event of events) fillNames(event, userName, groupName);
+      const isSystemAccount = (uid: number) => names.isSystemAccount(uid, now);
+      for (const event of events) {
+        fillNames(event, userName, groupName);
+        markSystemAccount(event, isSystemAccount);
+      }
       this.counters.events += events.length;
       try {
         this.onEvents?.(events);

@@ -246,7 +246,7 @@ describe('process table', () => {
 
 describe('user and group names cache', () => {
   // A look-up function that answers from a fixed list: the NSS call itself is tested as root below.
-  function counting(known: Record<number, string>) {
+  function counting<T>(known: Record<number, T>) {
     const calls: number[][] = [];
     const lookUp = async (ids: number[]) => {
       calls.push(ids);
@@ -256,7 +256,7 @@ describe('user and group names cache', () => {
   }
 
   it('looks each id up once, keeps unknown ids nameless, and answers from the cache after', async () => {
-    const users = counting({ 0: 'root', 1: 'daemon' });
+    const users = counting({ 0: { name: 'root', shell: '/bin/bash' }, 1: { name: 'daemon', shell: '/usr/sbin/nologin' } });
     const groups = counting({ 0: 'root' });
     const names = new UserGroupNames(users.lookUp, groups.lookUp, undefined);
     const now = Date.now();
