@@ -61,7 +61,7 @@ struct DeviceId {
 struct StdStream {
   enum class Type { kClosed, kPipe, kSocket, kFile, kCharDevice, kOther };
   Type type = Type::kClosed;
-  // The link's text when it names a path (a file, a device, a named pipe, a directory), as UTF-8.
+  // The fd link's text for a file or a character device other than /dev/null, as UTF-8.
   std::string path;
   DeviceId device;  // kCharDevice
   // kSocket: the protocol sockfs names the socket by (its system.sockprotoname: "TCP", "UDPv6",

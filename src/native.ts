@@ -173,7 +173,7 @@ export interface ProcSnapshot {
 export interface StdStreamSnapshot {
   /** 'other': an anonymous inode (eventfd, epoll, …), a directory, a block device. */
   type: 'closed' | 'pipe' | 'socket' | 'file' | 'character_device' | 'other';
-  /** The link's text when it names a path (file, device, named pipe), as UTF-8 (bytes that are not replaced by U+FFFD). */
+  /** The fd link's text for a file or a character device other than /dev/null, as UTF-8 (other bytes replaced by U+FFFD). */
   path?: string;
   /** character_device: [major, minor]. */
   device?: [number, number];

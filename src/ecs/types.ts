@@ -111,7 +111,7 @@ export interface StdSocket {
 export interface ExecsentryStdStream {
   /** other: an anonymous inode (eventfd, epoll, …), a directory, a block device. */
   type: 'terminal' | 'pipe' | 'socket' | 'file' | 'null_device' | 'character_device' | 'closed' | 'other';
-  /** The path the fd refers to (files, devices, named pipes), as /proc shows it (" (deleted)" included). */
+  /** The path of a file or a device other than /dev/null, as /proc shows it (" (deleted)" included). */
   path?: string;
   char_device?: EcsCharDevice;
   socket?: StdSocket;
