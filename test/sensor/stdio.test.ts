@@ -114,6 +114,28 @@ describe('execsentry.stdio from real processes', () => {
     expect(stdio?.stderr?.type).toBe('null_device');
   });
 
+  it('IPv6: a TCPv6 connection to ::1, and one to an IPv4-mapped address shown as IPv4', async (context) => {
+    const server = createNetServer();
+    const listening = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(0, '::', () => resolve(true)); // dual-stack: takes ::1 and ::ffff:127.0.0.1
+    });
+    if (!listening) {
+      process.stderr.write('SKIPPED (no IPv6 on this host): IPv6 standard streams\n');
+      context.skip();
+    }
+    closers.push(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const v6 = sleeper('ignore', (sleep) => `exec ${sleep} <>/dev/tcp/::1/${port}`);
+    const mapped = sleeper('ignore', (sleep) => `exec ${sleep} <>/dev/tcp/::ffff:127.0.0.1/${port}`);
+    expect((await streamsOf(v6.seconds)).stdio?.stdin?.socket).toEqual({
+      protocol: 'TCPv6', family: 'inet6', transport: 'tcp', local: { ip: '::1', port: expect.any(Number) }, remote: { ip: '::1', port },
+    });
+    expect((await streamsOf(mapped.seconds)).stdio?.stdin?.socket).toEqual({
+      protocol: 'TCPv6', family: 'inet6', transport: 'tcp', local: { ip: '127.0.0.1', port: expect.any(Number) }, remote: { ip: '127.0.0.1', port },
+    });
+  });
+
   it('a connected UDP socket (bash /dev/udp)', async () => {
     const receiver = createSocket('udp4');
     await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
