@@ -387,9 +387,9 @@ void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
   close(copy);
 }
 
-// One standard stream, from stat() through its fd link: the file type (a socket's inode is its number in the
-// protocol tables), then the link's text only where it is a path worth reporting (a file, a device other than
-// /dev/null) and no earlier stream of the same file read it. nullopt = unknown, errno-like cause in *error
+// One standard stream, from stat() through its fd link: the file type (and a socket's inode), then the link's
+// text only where it is a path worth reporting (a file, a device other than /dev/null) and no earlier stream
+// of the same file read it. nullopt = unknown, errno-like cause in *error
 // (ENOENT: no such fd, which is "closed" only if the process was not leaving, as the caller decides).
 std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<StdStream> (&earlier)[3], const struct stat (&earlierStat)[3], struct stat* st, int* error) {
   char name[8];

@@ -64,9 +64,9 @@ struct StdStream {
   // The fd link's text for a file or a character device other than /dev/null, as UTF-8.
   std::string path;
   DeviceId device;  // kCharDevice
-  // kSocket: the protocol sockfs names the socket by (its system.sockprotoname: "TCP", "UDPv6",
-  // "UNIX-STREAM", "NETLINK", ...) and, for TCP and UDP, both ends as the process's own network namespace's
-  // table shows them (empty / -1 when the socket is not found there, or has no remote end).
+  // kSocket: its inode (the same socket on two fds is described once), the protocol sockfs names it by (its
+  // system.sockprotoname: "TCP", "UDPv6", "UNIX-STREAM", "NETLINK", ...) and, for an IP socket, both ends
+  // (getsockname/getpeername of a pidfd_getfd copy; empty / -1 when refused, or when there is no remote end).
   uint64_t socketInode = 0;
   std::string protocol;
   std::string localIp, remoteIp;
