@@ -40,7 +40,17 @@ async function snapshotOf(seconds: string): Promise<ProcSnapshot> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const found = (await native().scanProcesses('/proc', 4096)).find((s) => s.args?.[0] === 'sleep' && s.args[1] === seconds);
-    if (found !== undefined) return found;
+    if (found !== undefined) {
+      // In a pipeline the sleep is bash's grandchild: killing the child would leave it running.
+      closers.push(() => {
+        try {
+          process.kill(found.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      });
+      return found;
+    }
     if (Date.now() > deadline) throw new Error(`no process "sleep ${seconds}"`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
