@@ -9,7 +9,7 @@ constexpr const char* kNames[] = {
     "kind", "code", "timeNs", "pid", "parentPid", "startTicks", "effectiveId",
     "snapshot", "partial", "exited", "denied", "reused", "kernelThread", "comm", "ppid", "pgid", "sid", "ttyNr", "uids",
     "gids", "capEff", "capPrm", "executable", "executableBytes", "cwd", "cwdBytes", "pathsLossy", "args", "argsTruncated",
-    "argsLossy", "argsBytes", "fd0", "fd2",
+    "argsLossy", "argsBytes", "stdio", "type", "path", "device", "protocol", "localIp", "localPort", "remoteIp", "remotePort",
     "envVars", "envVarsOversized", "cgroup", "exeFileKey", "exeFileSize", "exitStatus",
 };
 constexpr size_t kCount = static_cast<size_t>(Key::kCount);

@@ -51,10 +51,26 @@ DecodedArgs DecodeCmdline(std::string_view bytes, size_t maxBytes);
 // when anything was replaced.
 std::string ToUtf8Lossy(std::string_view bytes, bool* lossy);
 
-// A character device as (major, minor); -1/-1 when the fd is closed or is not a character device.
+// A character device as (major, minor).
 struct DeviceId {
   int64_t major = -1;
   int64_t minor = -1;
+};
+
+// What one standard stream (fd 0, 1 or 2) of a process refers to, from its /proc/<pid>/fd link.
+struct StdStream {
+  enum class Type { kClosed, kPipe, kSocket, kFile, kCharDevice, kOther };
+  Type type = Type::kClosed;
+  // The fd link's text for a file or a character device other than /dev/null, as UTF-8.
+  std::string path;
+  DeviceId device;  // kCharDevice
+  // kSocket: its inode (the same socket on two fds is described once), the protocol sockfs names it by (its
+  // system.sockprotoname: "TCP", "UDPv6", "UNIX-STREAM", "NETLINK", ...) and, for an IP socket, both ends
+  // (getsockname/getpeername of a pidfd_getfd copy; empty / -1 when refused, or when there is no remote end).
+  uint64_t socketInode = 0;
+  std::string protocol;
+  std::string localIp, remoteIp;
+  int32_t localPort = -1, remotePort = -1;
 };
 
 struct Snapshot {
@@ -77,8 +93,8 @@ struct Snapshot {
   std::optional<std::string> executableBytes, cwdBytes;
   std::optional<DecodedArgs> args;
   bool pathsLossy = false;
-  // Read only for a process with a controlling terminal (they decide nothing else).
-  std::optional<DeviceId> fd0, fd2;
+  // fd 0, 1 and 2; unset = unknown (unreadable, or the process was leaving: never taken for "closed").
+  std::optional<StdStream> stdio[3];
   // The environ entries ("NAME=value") of the requested names, in environ order; the names whose value
   // was over kMaxEnvVarValueBytes, once each (src/sensor/env-vars.ts says why).
   std::vector<std::string> envVars, envVarsOversized;

@@ -11,6 +11,47 @@
 
 namespace execsentry {
 
+namespace {
+
+const char* StdStreamTypeName(StdStream::Type type) {
+  switch (type) {
+    case StdStream::Type::kClosed: return "closed";
+    case StdStream::Type::kPipe: return "pipe";
+    case StdStream::Type::kSocket: return "socket";
+    case StdStream::Type::kFile: return "file";
+    case StdStream::Type::kCharDevice: return "character_device";
+    case StdStream::Type::kOther: break;
+  }
+  return "other";
+}
+
+Napi::Object StdStreamToJs(Napi::Env env, const Keys& keys, const StdStream& stream) {
+  Napi::Object out = Napi::Object::New(env);
+  const auto put = [&](Key key, napi_value value) { keys.Put(out, key, value); };
+  const auto text = [&](Key key, const std::string& value) {
+    if (!value.empty()) put(key, Napi::String::New(env, value));
+  };
+  const auto port = [&](Key key, int32_t value) {
+    if (value >= 0) put(key, Napi::Number::New(env, value));
+  };
+  put(Key::kType, Napi::String::New(env, StdStreamTypeName(stream.type)));
+  text(Key::kPath, stream.path);
+  if (stream.type == StdStream::Type::kCharDevice) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::Number::New(env, static_cast<double>(stream.device.major)));
+    pair.Set(1u, Napi::Number::New(env, static_cast<double>(stream.device.minor)));
+    put(Key::kDevice, pair);
+  }
+  text(Key::kProtocol, stream.protocol);
+  text(Key::kLocalIp, stream.localIp);
+  port(Key::kLocalPort, stream.localPort);
+  text(Key::kRemoteIp, stream.remoteIp);
+  port(Key::kRemotePort, stream.remotePort);
+  return out;
+}
+
+}  // namespace
+
 Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snapshot) {
   Napi::Object out = Napi::Object::New(env);
   const auto put = [&](Key key, napi_value value) { keys.Put(out, key, value); };
@@ -63,15 +104,6 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
       put(Key::kArgsBytes, argsBytes);
     }
   }
-  const auto device = [&](Key key, const std::optional<DeviceId>& id) {
-    if (!id) return;
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, number(static_cast<double>(id->major)));
-    pair.Set(1u, number(static_cast<double>(id->minor)));
-    put(key, pair);
-  };
-  device(Key::kFd0, snapshot.fd0);
-  device(Key::kFd2, snapshot.fd2);
   const auto strings = [&](Key key, const std::vector<std::string>& list) {
     if (list.empty()) return;
     Napi::Array array = Napi::Array::New(env, list.size());
@@ -87,6 +119,13 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
   if (snapshot.exeFileKey) {
     put(Key::kExeFileKey, Napi::String::New(env, *snapshot.exeFileKey));
     put(Key::kExeFileSize, number(static_cast<double>(snapshot.exeFileSize)));
+  }
+  bool anyStream = false;
+  for (const auto& stream : snapshot.stdio) anyStream = anyStream || stream.has_value();
+  if (anyStream) {
+    Napi::Array stdio = Napi::Array::New(env, 3);
+    for (uint32_t fd = 0; fd < 3; fd++) stdio.Set(fd, snapshot.stdio[fd] ? StdStreamToJs(env, keys, *snapshot.stdio[fd]) : env.Null());
+    put(Key::kStdio, stdio);
   }
   return out;
 }

@@ -56,7 +56,7 @@ export const ConfigSchema = z
     rules: z
       .array(z.string().min(1))
       .default([])
-      .describe('rule files or directories (TOML, NDJSON export, JSON); empty = the built-in rule'),
+      .describe('rule files or directories (TOML, NDJSON export, JSON); empty = the built-in rules'),
     skipUnsupported: z
       .boolean()
       .default(false)

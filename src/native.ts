@@ -27,6 +27,8 @@ export interface NativeAddon {
   clockOffsets(): ClockOffsets;
   /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
   lookUpUserNames(uids: number[]): Promise<(string | null)[]>;
+  /** NSS passwd entries (getpwuid_r) of each uid: name and login shell (pw_shell); null when unknown; on a worker thread. */
+  lookUpUsers(uids: number[]): Promise<(UserEntry | null)[]>;
   /** NSS names (getgrgid_r) of each gid, null when unknown; on a worker thread. */
   lookUpGroupNames(gids: number[]): Promise<(string | null)[]>;
 }
@@ -37,6 +39,12 @@ export interface SnapshotExtras {
   envVarNames?: string[];
   /** stat() the exec'd file through /proc/PID/exe for the hash cache (ProcSnapshot.exeFileKey). */
   exeFileKey?: boolean;
+}
+
+export interface UserEntry {
+  name: string;
+  /** The passwd entry's shell field as NSS gives it ('' = /bin/sh, passwd(5)). */
+  shell: string;
 }
 
 export interface ProcessConnectorOptions extends SnapshotExtras {
@@ -165,9 +173,6 @@ export interface ProcSnapshot {
   argsLossy?: boolean;
   /** With argsLossy: the original bytes of every argument in args (as kept under the cap). */
   argsBytes?: Buffer[];
-  /** [major, minor] of the character device behind fd 0 / fd 2; [-1, -1] = closed or not a character device. */
-  fd0?: [number, number];
-  fd2?: [number, number];
   /** The environ entries ("NAME=value") of the configured names, every binding in environ order. */
   envVars?: string[];
   /** Configured names whose value was over 1023 bytes (left out of envVars, as Elastic Defend does). */
@@ -177,6 +182,29 @@ export interface ProcSnapshot {
   /** The exec'd file's identity, "dev:ino:size:mtimeNs:ctimeNs" in hex (when exeFileKey was asked for). */
   exeFileKey?: string;
   exeFileSize?: number;
+  /**
+   * fd 0, 1 and 2 as their /proc/<pid>/fd links show them; null = unknown (unreadable, or the process was
+   * leaving, so a missing link is not taken for a closed fd). Absent for kernel threads and when no stream
+   * could be read.
+   */
+  stdio?: [StdStreamSnapshot | null, StdStreamSnapshot | null, StdStreamSnapshot | null];
+}
+
+/** One standard stream of a process, as native/procfs.cc ReadStdStream reads it. */
+export interface StdStreamSnapshot {
+  /** 'other': an anonymous inode (eventfd, epoll, …), a directory, a block device. */
+  type: 'closed' | 'pipe' | 'socket' | 'file' | 'character_device' | 'other';
+  /** The fd link's text for a file or a character device other than /dev/null, as UTF-8 (other bytes replaced by U+FFFD). */
+  path?: string;
+  /** character_device: [major, minor]. */
+  device?: [number, number];
+  /** socket: the protocol sockfs names it by ('TCP', 'TCPv6', 'UDP', 'UDPv6', 'UNIX-STREAM', 'UNIX', 'NETLINK', …). */
+  protocol?: string;
+  /** TCP and UDP sockets found in the process's network namespace's table: its ends (remote only when connected). */
+  localIp?: string;
+  localPort?: number;
+  remoteIp?: string;
+  remotePort?: number;
 }
 
 export interface ClockOffsets {

@@ -85,7 +85,7 @@ export function registerRulesCommand(program: Command): void {
 
   rules
     .command('list')
-    .description('list rules: id, name, type, version, whether it runs here, fields read or why not (the built-in rule when no path is given)')
+    .description('list rules: id, name, type, version, whether it runs here, fields read or why not (the built-in rules when no path is given)')
     .argument('[path...]', 'rule files or directories')
     .addOption(new Option('--format <format>', 'table or NDJSON (default: table on a terminal, else NDJSON)').choices(['table', 'json']))
     .action(async (paths: string[], options: { format?: 'table' | 'json' }) => {
@@ -102,7 +102,7 @@ export function registerRulesCommand(program: Command): void {
   rules
     .command('test')
     .description("replay NDJSON events through rules in file order, each event's @timestamp as \"now\"; alerts as NDJSON on stdout")
-    .option('--rules <path>', 'rule file or directory; repeatable (default: the built-in rule)', collect)
+    .option('--rules <path>', 'rule file or directory; repeatable (default: the built-in rules)', collect)
     .requiredOption('--events <file>', 'NDJSON ECS process events ("-" for stdin)')
     .option('--state-dir <dir>', 'new-terms history to use and keep (default: a fresh temporary one)')
     .option('--allow-insecure-state-dir', ConfigSchema.shape.allowInsecureStateDir.description)

@@ -44,7 +44,7 @@ export function configFromCommandLine(options: RunCommandOptions, load: Pick<Loa
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
-    .description('run the agent in the foreground: every exec → rules → alerts (built-in rule and stdout by default)')
+    .description('run the agent in the foreground: every exec → rules → alerts (built-in rules and stdout by default)')
     .option('--config <file>', 'configuration file (JSON)')
     .option('--rules <path>', 'rule file or directory (TOML, Kibana NDJSON export, JSON); repeatable', collect)
     .option('--output <url>', 'where alerts go (stdout, file:///…, http(s)://…, …); repeatable', collect)

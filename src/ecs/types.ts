@@ -106,6 +106,32 @@ type Prefixed<Prefix extends string, T> = { [K in keyof T as `${Prefix}.${K & st
  */
 export type ExecsentryRaw = Prefixed<'process', RawProcessValues> & Prefixed<'process.parent', RawProcessValues>;
 
+/** A socket on a standard stream (src/sensor/stdio.ts). */
+export interface StdSocket {
+  /** The protocol the kernel names the socket by: "TCP", "TCPv6", "UDP", "UDPv6", "UNIX-STREAM", "NETLINK", … */
+  protocol: string;
+  /** inet, inet6, unix, netlink, packet, vsock; absent for a protocol not listed in src/sensor/stdio.ts. */
+  family?: string;
+  /** tcp, udp, udplite, mptcp, sctp, icmp, ipv6-icmp (as ECS network.transport names them). */
+  transport?: string;
+  /** TCP and UDP: the socket's own address, and the peer's when connected (IPv4-mapped IPv6 shown as IPv4). */
+  local?: { ip: string; port: number };
+  remote?: { ip: string; port: number };
+}
+
+/** What one standard stream (fd 0, 1 or 2) of the process is. */
+export interface ExecsentryStdStream {
+  /** other: an anonymous inode (eventfd, epoll, …), a directory, a block device. */
+  type: 'terminal' | 'pipe' | 'socket' | 'file' | 'null_device' | 'character_device' | 'closed' | 'other';
+  /** The path of a file or a device other than /dev/null, as /proc shows it (" (deleted)" included). */
+  path?: string;
+  char_device?: EcsCharDevice;
+  socket?: StdSocket;
+}
+
+/** A stream absent here could not be read (refused, or the process was already leaving). */
+export type ExecsentryStdio = Partial<Record<'stdin' | 'stdout' | 'stderr', ExecsentryStdStream>>;
+
 /** What execsentry records that ECS has no field for. */
 export interface ExecsentryProcessExtras {
   /** The /proc snapshot could not be completed (the process exited first); missing fields are absent. */
@@ -137,6 +163,10 @@ export interface ExecsentryProcessExtras {
   exit_signal?: number;
   /** End events of a process killed by a signal that dumped core. */
   core_dumped?: boolean;
+  /** What the process's standard streams are (src/sensor/stdio.ts). */
+  stdio?: ExecsentryStdio;
+  /** Host knowledge of user.id (src/sensor/names.ts): a system account is below UID_MIN or has a non-login shell. */
+  user?: { system_account: boolean };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { EXECSENTRY_FIELD_TYPES } from '../ecs/execsentry-fields.js';
 import { ECS_FIELD_TYPES, type EcsFieldType } from '../ecs/field-types.js';
 import { MULTI_FIELDS, type MultiFieldType } from '../ecs/multi-fields.js';
 import type { KqlLiteral, KqlRangeOperator, KqlTerm } from './ast.js';
@@ -14,13 +15,13 @@ import { compileWildcard } from './wildcard.js';
  */
 
 /**
- * 'keyword': ECS keyword fields and every field ECS does not define; 'caseless': a keyword multi-field with
+ * 'keyword': ECS keyword fields and every field neither ECS nor execsentry's typed fields define; 'caseless': a keyword multi-field with
  * the lowercase normalizer (Elastic Defend's `*.caseless`).
  */
 export type FieldKind = EcsFieldType | MultiFieldType | 'keyword';
 
 export function fieldKind(name: string): FieldKind {
-  return ECS_FIELD_TYPES.get(name) ?? 'keyword';
+  return ECS_FIELD_TYPES.get(name) ?? EXECSENTRY_FIELD_TYPES.get(name) ?? 'keyword';
 }
 
 /** Where a queried field's values come from and how they match. */

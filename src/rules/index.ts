@@ -11,7 +11,8 @@ export type { LoadedRule } from './validate.js';
 export { formatProblem, type RuleProblem } from './problem.js';
 
 /**
- * The rules shipped with the package (Elastic's "Unusual Interactive Shell Launched from System User"),
+ * The rules shipped with the package (Elastic's "Unusual Interactive Shell Launched from System User" under
+ * linux/, execsentry's own reverse-shell rule under execsentry/),
  * found from this module's own location so that it works from a checkout, from dist/ and from a global
  * install alike.
  */

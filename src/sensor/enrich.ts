@@ -13,6 +13,7 @@ import {
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
+import { stdioFields, streamDevice } from './stdio.js';
 import type { HostIdentity } from './host.js';
 import type { ProcessEntry } from './table.js';
 
@@ -28,10 +29,12 @@ export function decodeTtyNr(ttyNr: number): { major: number; minor: number } {
 export function isInteractive(snapshot: ProcSnapshot): boolean | undefined {
   if (snapshot.ttyNr === undefined) return undefined;
   if (snapshot.ttyNr === 0) return false;
-  if (snapshot.fd0 === undefined || snapshot.fd2 === undefined) return undefined;
+  const stdin = streamDevice(snapshot, 0);
+  const stderr = streamDevice(snapshot, 2);
+  if (stdin === undefined || stderr === undefined) return undefined;
   const tty = decodeTtyNr(snapshot.ttyNr);
-  const isTty = (device: [number, number]) => device[0] === tty.major && device[1] === tty.minor;
-  return isTty(snapshot.fd0) && isTty(snapshot.fd2);
+  const isTty = (device: [number, number] | null) => device !== null && device[0] === tty.major && device[1] === tty.minor;
+  return isTty(stdin) && isTty(stderr);
 }
 
 /** basename of an executable path ("/usr/bin/bash" → "bash"). */
@@ -277,6 +280,8 @@ export function buildExecEvent(
   if (snapshot.pathsLossy) extras.paths_lossy = true;
   const raw = rawFields(entry?.raw, parent?.raw);
   if (raw !== undefined) extras.raw = raw;
+  const stdio = stdioFields(snapshot, process.tty?.char_device);
+  if (stdio !== undefined) extras.stdio = stdio;
   if (Object.keys(extras).length > 0) event.execsentry = extras;
   return event;
 }

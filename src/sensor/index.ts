@@ -16,7 +16,7 @@ import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
 import { buildEndEvent, buildForkEvent } from './lifecycle.js';
-import { UserGroupNames } from './names.js';
+import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
 export interface SensorOptions {
@@ -203,7 +203,7 @@ export class Sensor {
     } catch (err) {
       throw subscribeFailure(err);
     }
-    this.names = new UserGroupNames(addon.lookUpUserNames, addon.lookUpGroupNames);
+    this.names = new UserGroupNames(addon.lookUpUsers, addon.lookUpGroupNames);
     // Time steps (NTP, an administrator) move CLOCK_REALTIME but not the kernel's clocks.
     this.clockTimer = setInterval(() => {
       const now = addon.clockOffsets();
@@ -447,7 +447,11 @@ export class Sensor {
       const now = Date.now();
       const userName = (uid: number) => names.userName(uid, now);
       const groupName = (gid: number) => names.groupName(gid, now);
-      for (const event of events) fillNames(event, userName, groupName);
+      const isSystemAccount = (uid: number) => names.isSystemAccount(uid, now);
+      for (const event of events) {
+        fillNames(event, userName, groupName);
+        markSystemAccount(event, isSystemAccount);
+      }
       this.counters.events += events.length;
       try {
         this.onEvents?.(events);

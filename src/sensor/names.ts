@@ -1,10 +1,13 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import type { ProcessEvent } from '../ecs/types.js';
+import type { UserEntry } from '../native.js';
 
-/** Resolves many ids at once (the addon's NSS look-ups, on a worker thread). */
-export type NameLookUp = (ids: number[]) => Promise<(string | null)[]>;
+/** Resolves many ids at once (the addon's NSS look-ups, on a worker thread); null = unknown id. */
+export type LookUp<T> = (ids: number[]) => Promise<(T | null)[]>;
+export type NameLookUp = LookUp<string>;
 
-interface CachedName {
-  name: string | undefined;
+interface Cached<T> {
+  value: T | undefined;
   expiresAt: number;
 }
 
@@ -14,17 +17,17 @@ const UNKNOWN_TTL_MS = 60_000;
 // An attacker can make processes run under many uids; the cache is cleared beyond this rather than grow.
 const MAX_CACHED_IDS = 65_536;
 
-class NameCache {
-  private readonly cache = new Map<number, CachedName>();
+class NameCache<T> {
+  private readonly cache = new Map<number, Cached<T>>();
   private readonly inFlight = new Map<number, Promise<void>>();
   lookUps = 0;
 
-  constructor(private readonly lookUp: NameLookUp) {}
+  constructor(private readonly lookUp: LookUp<T>) {}
 
-  /** The cached name; undefined when unknown to NSS or not looked up yet. */
-  get(id: number, now: number): string | undefined {
+  /** The cached entry; undefined when unknown to NSS or not looked up yet. */
+  get(id: number, now: number): T | undefined {
     const entry = this.cache.get(id);
-    return entry !== undefined && entry.expiresAt > now ? entry.name : undefined;
+    return entry !== undefined && entry.expiresAt > now ? entry.value : undefined;
   }
 
   isFresh(id: number, now: number): boolean {
@@ -53,8 +56,8 @@ class NameCache {
           const at = Date.now();
           if (this.cache.size + wanted.length > MAX_CACHED_IDS) this.cache.clear();
           wanted.forEach((id, i) => {
-            const name = names[i] ?? null;
-            this.cache.set(id, { name: name ?? undefined, expiresAt: at + (name === null ? UNKNOWN_TTL_MS : KNOWN_TTL_MS) });
+            const value = names[i] ?? null;
+            this.cache.set(id, { value: value ?? undefined, expiresAt: at + (value === null ? UNKNOWN_TTL_MS : KNOWN_TTL_MS) });
             this.inFlight.delete(id);
           });
         });
@@ -69,24 +72,57 @@ class NameCache {
   }
 }
 
+/** login.defs(5) default of UID_MIN, the lowest uid useradd gives a regular (non-system) user. */
+export const DEFAULT_UID_MIN = 1000;
+
+/** UID_MIN of a login.defs text ("UID_MIN  1000"); the default when absent or not a number. */
+export function parseUidMin(loginDefs: string): number {
+  const value = /^\s*UID_MIN\s+(\d+)\s*(?:#.*)?$/m.exec(loginDefs)?.[1];
+  return value === undefined ? DEFAULT_UID_MIN : Number(value);
+}
+
+function readUidMin(path: string): number {
+  try {
+    return parseUidMin(readFileSync(path, 'utf8'));
+  } catch {
+    return DEFAULT_UID_MIN;
+  }
+}
+
+/** Shells of accounts nobody logs in to: nologin(8), false(1) and the like (Debian's sync user has /bin/sync). */
+const NON_LOGIN_SHELLS: ReadonlySet<string> = new Set(['nologin', 'false', 'true', 'sync', 'shutdown', 'halt']);
+
+/** Whether a passwd shell field refuses logins ('' means /bin/sh, a login shell: passwd(5)). */
+export function isNonLoginShell(shell: string): boolean {
+  return NON_LOGIN_SHELLS.has(shell.slice(shell.lastIndexOf('/') + 1));
+}
+
 /**
  * User and group names for uids and gids, cached on the JS thread so the hot path never waits on NSS
- * except for an id it has not seen. The cache is dropped when /etc/passwd, /etc/group or
- * /etc/nsswitch.conf change (watched through /etc, since tools replace these files by renaming).
+ * except for an id it has not seen, and whether a uid is a system account. The cache is dropped when
+ * /etc/passwd, /etc/group, /etc/nsswitch.conf or /etc/login.defs change (watched through /etc, since tools
+ * replace these files by renaming).
  */
 export class UserGroupNames {
-  private readonly users: NameCache;
-  private readonly groups: NameCache;
+  private readonly users: NameCache<UserEntry>;
+  private readonly groups: NameCache<string>;
   private watcher: FSWatcher | undefined;
+  private uidMin: number;
 
-  constructor(lookUpUsers: NameLookUp, lookUpGroups: NameLookUp, watchDir: string | undefined = '/etc') {
+  constructor(
+    lookUpUsers: LookUp<UserEntry>,
+    lookUpGroups: NameLookUp,
+    watchDir: string | undefined = '/etc',
+    private readonly loginDefsPath = '/etc/login.defs',
+  ) {
     this.users = new NameCache(lookUpUsers);
     this.groups = new NameCache(lookUpGroups);
+    this.uidMin = readUidMin(loginDefsPath);
     if (watchDir !== undefined) {
       try {
         this.watcher = watch(watchDir, { persistent: false }, (_event, file) => {
           const name = String(file ?? '');
-          if (file === null || name === 'passwd' || name === 'group' || name === 'nsswitch.conf' || name.startsWith('passwd') || name.startsWith('group')) {
+          if (file === null || name === 'passwd' || name === 'group' || name === 'nsswitch.conf' || name === 'login.defs' || name.startsWith('passwd') || name.startsWith('group')) {
             this.invalidate();
           }
         });
@@ -99,7 +135,17 @@ export class UserGroupNames {
   }
 
   userName(uid: number, now: number): string | undefined {
-    return this.users.get(uid, now);
+    return this.users.get(uid, now)?.name;
+  }
+
+  /**
+   * A system account: a uid below login.defs' UID_MIN (root included), or a passwd entry whose shell
+   * refuses logins (www-data, nobody). A uid NSS does not know is judged by its number alone.
+   */
+  isSystemAccount(uid: number, now: number): boolean {
+    if (uid < this.uidMin) return true;
+    const entry = this.users.get(uid, now);
+    return entry !== undefined && isNonLoginShell(entry.shell);
   }
 
   groupName(gid: number, now: number): string | undefined {
@@ -118,6 +164,7 @@ export class UserGroupNames {
   invalidate(): void {
     this.users.clear();
     this.groups.clear();
+    this.uidMin = readUidMin(this.loginDefsPath);
   }
 
   get lookUps(): number {
@@ -128,4 +175,11 @@ export class UserGroupNames {
     this.watcher?.close();
     this.watcher = undefined;
   }
+}
+
+/** execsentry.user.system_account of the event's user.id (the effective user, as user.name). */
+export function markSystemAccount(event: ProcessEvent, isSystemAccount: (uid: number) => boolean): void {
+  const id = event.user?.id;
+  if (id === undefined) return;
+  (event.execsentry ??= {}).user = { system_account: isSystemAccount(Number(id)) };
 }

@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { alertTemplate, buildAlert } from '../../src/engine/alert.js';
-import { loadRuleSet } from '../../src/rules/index.js';
+import { BUILTIN_RULES_PATH, loadRuleSet } from '../../src/rules/index.js';
 import { kibanaRule, ruleTree } from '../rules/fixtures.js';
 import { expectEcsConformant } from './ecs.js';
 import { execEvent, replay } from './helpers.js';
@@ -74,7 +75,7 @@ describe('the alert (ARCHITECTURE.md section 4)', () => {
   });
 
   it('gives every alert its own event.id and keeps the sensor extras under execsentry', async () => {
-    const { rules } = await loadRuleSet([], { skipUnsupported: false });
+    const { rules } = await loadRuleSet([join(BUILTIN_RULES_PATH, 'linux')], { skipUnsupported: false });
     const template = alertTemplate(rules[0]!);
     const event = execEvent(T0, { execsentry: { args_truncated: true } });
     const first = buildAlert(event, template);

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { formatStatus } from '../../src/commands/status.js';
 import type { Alert } from '../../src/ecs/types.js';
 import { DetectionEngine } from '../../src/engine/index.js';
-import { loadRuleSet } from '../../src/rules/index.js';
+import { BUILTIN_RULES_PATH, loadRuleSet } from '../../src/rules/index.js';
 import { openHistoryStore, type HistoryStore } from '../../src/store/index.js';
 import { execEvent, isoAfter, recordingLogger, tempDir } from './helpers.js';
 
@@ -21,7 +21,8 @@ async function builtinEngine(level: 'debug' | 'info') {
   const store = await openHistoryStore({ stateDir: join(tempDir(), 'state'), maxTuplesPerRule: 1000, logger });
   stores.push(store);
   const alerts: Alert[] = [];
-  const { rules } = await loadRuleSet([], { skipUnsupported: false });
+  // Elastic's built-in rule (the one of the two that keeps new-terms history)
+  const { rules } = await loadRuleSet([join(BUILTIN_RULES_PATH, 'linux')], { skipUnsupported: false });
   return { engine: new DetectionEngine(rules, { store, logger, emit: (alert) => alerts.push(alert) }), alerts, records, rules };
 }
 

@@ -49,11 +49,13 @@ describe('execsentry rules validate', () => {
 });
 
 describe('execsentry rules list', () => {
-  it('lists the built-in rule with the fields it reads (NDJSON when not a terminal)', () => {
+  it('lists the built-in rules with the fields they read (NDJSON when not a terminal)', () => {
     const run = execsentry('rules', 'list');
     expect(run.status).toBe(0);
-    const rows = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(rows).toHaveLength(1);
+    const all = run.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(all.map((row) => row['id'])).toEqual(['4caba3a8-7215-47fb-b429-4f61796a0dcd', '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb']);
+    expect(all[0]).toMatchObject({ name: 'Shell or Interpreter on a Network Socket Started by a System Account', type: 'query', runs: true });
+    const rows = all.slice(1);
     expect(rows[0]).toMatchObject({
       id: '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb',
       name: 'Unusual Interactive Shell Launched from System User',
@@ -184,7 +186,7 @@ describe('execsentry rules test', () => {
       // a document of another category, as a replayed Elastic export may hold
       { ...execEvent(isoAfter(T0, 2000)), event: { ...execEvent(T0).event, category: ['file'] } },
     ]);
-    const run = execsentry('rules', 'test', '--rules', 'rules', '--rules', dir, '--events', events, '--explain');
+    const run = execsentry('rules', 'test', '--rules', 'rules/linux', '--rules', dir, '--events', events, '--explain');
     expect(run.status).toBe(0);
     const lines = run.stderr.trimEnd().split('\n');
     expect(lines.slice(0, -1)).toEqual([

@@ -8,13 +8,41 @@ import { EXPORT_SUMMARY, kibanaRule, ruleTree, tomlRule } from './fixtures.js';
 
 // The issue's query text, kept once (bench/kql-fixtures.ts); the TOML multi-line literal adds the final newline.
 const BUILTIN_QUERY = `${DEFAULT_RULE_QUERY}\n`;
+const REVERSE_SHELL_RULE_ID = '4caba3a8-7215-47fb-b429-4f61796a0dcd';
 
-describe('the built-in rule', () => {
-  it('is loaded when no path is given, as Elastic ships version 1', async () => {
+describe('the built-in rules', () => {
+  it('are Elastic\'s and execsentry\'s own, both loaded when no path is given', async () => {
     const { rules, skipped } = await loadRuleSet([], { skipUnsupported: false });
     expect(skipped).toEqual([]);
-    expect(rules).toHaveLength(1);
-    const rule = rules[0]!;
+    expect(rules.map((rule) => rule.ruleId).sort()).toEqual([REVERSE_SHELL_RULE_ID, '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb']);
+  });
+
+  it('execsentry\'s reverse-shell rule: a query rule of its own id and author, MITRE-mapped, on execsentry\'s stdio and account fields', async () => {
+    const { rules } = await loadRuleSet([], { skipUnsupported: false });
+    const rule = rules.find((candidate) => candidate.ruleId === REVERSE_SHELL_RULE_ID)!;
+    expect(rule.source.file).toBe(join(BUILTIN_RULES_PATH, 'execsentry', 'execution_shell_on_network_socket_from_system_account.toml'));
+    expect(rule).toMatchObject({
+      name: 'Shell or Interpreter on a Network Socket Started by a System Account',
+      type: 'query',
+      version: 1,
+      enabled: true,
+      severity: 'high',
+      riskScore: 73,
+      author: ['execsentry'],
+    });
+    expect(rule.threat.map((threat) => threat.tactic.id)).toEqual(['TA0002', 'TA0011']);
+    expect(rule.threat[0]?.technique?.[0]?.subtechnique?.[0]?.id).toBe('T1059.004');
+    expect(rule.compiled.fields).toEqual(
+      expect.arrayContaining(['execsentry.user.system_account', 'process.name', 'execsentry.stdio.stdin.socket.family', 'execsentry.stdio.stdout.socket.family']),
+    );
+    const check = await checkRules([rule.source.file], { skipUnsupported: false });
+    expect(check.problems).toEqual([]);
+    expect(check.warnings).toEqual([]);
+  });
+
+  it('Elastic\'s rule is loaded as Elastic ships version 1', async () => {
+    const { rules } = await loadRuleSet([], { skipUnsupported: false });
+    const rule = rules.find((candidate) => candidate.ruleId === '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb')!;
     expect(rule.source.file.startsWith(BUILTIN_RULES_PATH)).toBe(true);
     expect(rule).toMatchObject({
       ruleId: '9c5b2382-19d2-4b5d-8f14-9e1631a3acdb',

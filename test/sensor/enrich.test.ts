@@ -29,11 +29,11 @@ describe('tty_nr and process.interactive', () => {
 
   it('is true only when the controlling tty is behind both fd 0 and fd 2', () => {
     const pts3 = (136 << 8) | 3;
-    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 3], fd2: [136, 3] })).toBe(true);
-    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [1, 3], fd2: [136, 3] })).toBe(false); // stdin from /dev/null
-    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 3], fd2: [-1, -1] })).toBe(false); // stderr closed
-    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, fd0: [136, 4], fd2: [136, 4] })).toBe(false); // another terminal
-    expect(isInteractive({ pid: 1, partial: false, ttyNr: 0, fd0: [136, 3], fd2: [136, 3] })).toBe(false); // no controlling tty
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, stdio: [{ type: 'character_device', device: [136, 3] }, null, { type: 'character_device', device: [136, 3] }] })).toBe(true);
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, stdio: [{ type: 'character_device', device: [1, 3] }, null, { type: 'character_device', device: [136, 3] }] })).toBe(false); // stdin from /dev/null
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, stdio: [{ type: 'character_device', device: [136, 3] }, null, { type: 'closed' }] })).toBe(false); // stderr closed
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: pts3, stdio: [{ type: 'character_device', device: [136, 4] }, null, { type: 'character_device', device: [136, 4] }] })).toBe(false); // another terminal
+    expect(isInteractive({ pid: 1, partial: false, ttyNr: 0, stdio: [{ type: 'character_device', device: [136, 3] }, null, { type: 'character_device', device: [136, 3] }] })).toBe(false); // no controlling tty
     expect(isInteractive({ pid: 1, partial: true, ttyNr: pts3 })).toBeUndefined(); // unknown, never guessed
     expect(isInteractive({ pid: 1, partial: true })).toBeUndefined();
   });
@@ -246,7 +246,7 @@ describe('process table', () => {
 
 describe('user and group names cache', () => {
   // A look-up function that answers from a fixed list: the NSS call itself is tested as root below.
-  function counting(known: Record<number, string>) {
+  function counting<T>(known: Record<number, T>) {
     const calls: number[][] = [];
     const lookUp = async (ids: number[]) => {
       calls.push(ids);
@@ -256,7 +256,7 @@ describe('user and group names cache', () => {
   }
 
   it('looks each id up once, keeps unknown ids nameless, and answers from the cache after', async () => {
-    const users = counting({ 0: 'root', 1: 'daemon' });
+    const users = counting({ 0: { name: 'root', shell: '/bin/bash' }, 1: { name: 'daemon', shell: '/usr/sbin/nologin' } });
     const groups = counting({ 0: 'root' });
     const names = new UserGroupNames(users.lookUp, groups.lookUp, undefined);
     const now = Date.now();

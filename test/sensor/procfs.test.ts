@@ -39,9 +39,9 @@ describe('/proc parsers on recorded fixtures', () => {
     });
     expect(s.ppid).toBeGreaterThan(0);
     expect(s.startTicks).toBeGreaterThan(0);
-    // No controlling terminal: fd 0 and 2 cannot make it interactive, so they are not read.
-    expect(s.fd0).toBeUndefined();
-    expect(s.fd2).toBeUndefined();
+    // The standard streams are read with or without a controlling terminal: the fixture has no fd/1.
+    const devNull = { type: 'character_device', device: [1, 3] };
+    expect(s.stdio).toEqual([devNull, { type: 'closed' }, devNull]);
     expect(s.argsTruncated).toBeUndefined();
     expect(s.argsLossy).toBeUndefined();
   });
@@ -121,8 +121,8 @@ describe('/proc parsers on recorded fixtures', () => {
   it('reads fd 0 and 2 of a process with a controlling terminal, a missing one as closed while it lives', () => {
     const s = snapshot(110);
     expect(s.ttyNr).toBe(34816);
-    expect(s.fd0).toEqual([1, 3]); // /dev/null, character device 1:3
-    expect(s.fd2).toEqual([-1, -1]); // closed: the process was not leaving (exe still there after the fd reads)
+    expect(s.stdio?.[0]).toEqual({ type: 'character_device', device: [1, 3] }); // /dev/null, known by its numbers alone
+    expect(s.stdio?.[2]).toEqual({ type: 'closed' }); // the process was not leaving (exe still there after the fd reads)
     expect(s.partial).toBe(false);
     expect(s.exited).toBeUndefined();
   });
@@ -132,8 +132,7 @@ describe('/proc parsers on recorded fixtures', () => {
     expect(s.exited).toBe(true);
     expect(s.partial).toBe(true);
     expect(s.comm).toBe('sleep');
-    expect(s.fd0).toBeUndefined();
-    expect(s.fd2).toBeUndefined();
+    expect(s.stdio).toBeUndefined();
     expect(s.executable).toBeUndefined();
     expect(s.args).toBeUndefined(); // an empty cmdline of a leaving process is its memory gone, not argv = {}
     expect(s.cwd).toBe('/home/fixture dir');

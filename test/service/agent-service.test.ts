@@ -104,8 +104,8 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     const line = await agentLogs.waitFor((text) => text.includes('execsentry running'), 'the start-up line');
     const record = JSON.parse(line) as Record<string, unknown>;
     const collector = /http:\/\/127\.0\.0\.1:\d+\/ingest\?token=\*\*\*&x=\*\*\*/;
-    expect(record['msg']).toMatch(new RegExp(`^execsentry running: 1 rule\\(s\\) enabled \\(1 new_terms\\); alerts to stdout, ${collector.source}$`));
-    expect(record).toMatchObject({ enabled: 1, rulesByType: { new_terms: 1 }, outputs: ['stdout', expect.stringMatching(collector)] });
+    expect(record['msg']).toMatch(new RegExp(`^execsentry running: 2 rule\\(s\\) enabled \\(1 query, 1 new_terms\\); alerts to stdout, ${collector.source}$`));
+    expect(record).toMatchObject({ enabled: 2, rulesByType: { query: 1, new_terms: 1 }, outputs: ['stdout', expect.stringMatching(collector)] });
     expect(agentLogs.all.join('\n')).not.toMatch(/s3cret|alice/);
   });
 
@@ -125,7 +125,7 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     const snapshot = JSON.parse(json.stdout) as { pid: number; state: string; rules: { enabled: number } };
     expect(snapshot.pid).toBe(agent.pid);
     expect(snapshot.state).toBe('running');
-    expect(snapshot.rules.enabled).toBe(1);
+    expect(snapshot.rules.enabled).toBe(2); // the two built-in rules
   });
 
   it('serves Prometheus text on loopback', async () => {
@@ -178,13 +178,13 @@ describeAsRoot('the agent as a systemd service: sd_notify, status socket, metric
     for (let i = 0; i < 5; i++) spawnSync('/bin/true');
     await datagrams.waitFor((line) => line.startsWith('"WATCHDOG=1'), 'WATCHDOG=1');
     const readyIndex = datagrams.all.findIndex((line) => line.includes('READY=1'));
-    await datagrams.waitFor((line) => datagrams.all.indexOf(line) > readyIndex && /^"STATUS=running: 1 rule\(s\), \d+ event\(s\)/.test(line), 'a STATUS= update', 10_000);
+    await datagrams.waitFor((line) => datagrams.all.indexOf(line) > readyIndex && /^"STATUS=running: 2 rule\(s\), \d+ event\(s\)/.test(line), 'a STATUS= update', 10_000);
     agent.kill('SIGTERM');
     expect(await exited(agent)).toBe(0);
     await datagrams.waitFor((line) => line.includes('STOPPING=1'), 'STOPPING=1');
     const messages = datagrams.all.slice(1).map((line) => JSON.parse(line) as string);
     const kinds = messages.map((message) => message.split('\n')[0]!.split('=')[0]);
-    expect(messages[0]).toMatch(/^READY=1\nSTATUS=running: 1 rule\(s\), \d+ event\(s\), \d+ alert\(s\), \d+ lost$/);
+    expect(messages[0]).toMatch(/^READY=1\nSTATUS=running: 2 rule\(s\), \d+ event\(s\), \d+ alert\(s\), \d+ lost$/);
     expect(kinds.indexOf('WATCHDOG')).toBeGreaterThan(0);
     expect(kinds.lastIndexOf('STATUS')).toBeGreaterThan(kinds.indexOf('WATCHDOG'));
     expect(kinds.at(-1)).toBe('STOPPING');
