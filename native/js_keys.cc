@@ -9,7 +9,7 @@ constexpr const char* kNames[] = {
     "kind", "code", "timeNs", "pid", "parentPid", "startTicks", "effectiveId",
     "snapshot", "partial", "exited", "denied", "reused", "kernelThread", "comm", "ppid", "pgid", "sid", "ttyNr", "uids",
     "gids", "capEff", "capPrm", "executable", "executableBytes", "cwd", "cwdBytes", "pathsLossy", "args", "argsTruncated",
-    "argsLossy", "argsBytes", "fd0", "fd2",
+    "argsLossy", "argsBytes", "fd0", "fd2", "groups",
 };
 constexpr size_t kCount = static_cast<size_t>(Key::kCount);
 static_assert(sizeof kNames / sizeof kNames[0] == kCount, "a name for every Key");

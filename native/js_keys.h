@@ -11,7 +11,7 @@ enum class Key : unsigned {
   kKind, kCode, kTimeNs, kPid, kParentPid, kStartTicks, kEffectiveId,
   kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
   kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
-  kArgsLossy, kArgsBytes, kFd0, kFd2,
+  kArgsLossy, kArgsBytes, kFd0, kFd2, kGroups,
   kCount,
 };
 
