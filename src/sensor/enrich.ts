@@ -1,11 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import { hash, randomUUID } from 'node:crypto';
-import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
+import { ECS_VERSION, type EcsGroupRef, type EcsParentProcess, type EcsProcess, type EcsPreviousImage, type EcsUserRef, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
 import type { HostIdentity } from './host.js';
-import type { ProcessEntry } from './table.js';
+import { ancestryOf, currentEntryLeader, entryLeaderFields, leaderFields, summaryOf } from './leaders.js';
+import type { ProcessEntry, ProcessTable } from './table.js';
 
 /** tty_nr of /proc/<pid>/stat → (major, minor), as the kernel's new_encode_dev packs them. */
 export function decodeTtyNr(ttyNr: number): { major: number; minor: number } {
@@ -105,8 +106,18 @@ export function entryFromSnapshot(snapshot: ProcSnapshot & { startTicks: number 
   if (raw !== undefined) entry.raw = raw;
   const interactive = isInteractive(snapshot);
   if (interactive !== undefined) entry.interactive = interactive;
-  if (snapshot.uids !== undefined) entry.uid = snapshot.uids[1];
-  if (snapshot.gids !== undefined) entry.gid = snapshot.gids[1];
+  if (snapshot.uids !== undefined) {
+    entry.uid = snapshot.uids[1];
+    entry.ruid = snapshot.uids[0];
+  }
+  if (snapshot.gids !== undefined) {
+    entry.gid = snapshot.gids[1];
+    entry.rgid = snapshot.gids[0];
+  }
+  if (snapshot.groups !== undefined) entry.groups = snapshot.groups;
+  if (snapshot.sid !== undefined) entry.sid = snapshot.sid;
+  if (snapshot.pgid !== undefined) entry.pgid = snapshot.pgid;
+  if (snapshot.ttyNr !== undefined) entry.ttyNr = snapshot.ttyNr;
   return entry;
 }
 
@@ -150,31 +161,14 @@ function rawFields(own: RawProcessValues | undefined, parent: RawProcessValues |
   return raw as ExecsentryRaw;
 }
 
-function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
-  const out: EcsParentProcess = { pid: parent.pid };
-  const id = entityIdOf(parent, namespace);
-  if (id !== undefined) out.entity_id = id;
-  if (parent.executable !== undefined) out.executable = parent.executable;
-  if (parent.name !== undefined) out.name = parent.name;
-  if (parent.args !== undefined) {
-    out.args = parent.args;
-    out.args_count = parent.args.length;
-  }
-  if (parent.commandLine !== undefined) out.command_line = parent.commandLine;
-  if (parent.workingDirectory !== undefined) out.working_directory = parent.workingDirectory;
-  if (parent.start !== undefined) out.start = parent.start;
-  if (parent.interactive !== undefined) out.interactive = parent.interactive;
-  if (parent.uid !== undefined) out.user = { id: String(parent.uid) };
-  if (parent.gid !== undefined) out.group = { id: String(parent.gid) };
-  return out;
-}
-
 export interface ExecContext {
   identity: HostIdentity;
   /** ISO time of the exec (@timestamp). */
   timestamp: string;
   created: string;
   recovered?: boolean;
+  /** Where session, group and entry leaders are looked up; without it they are bare pids. */
+  table?: ProcessTable;
 }
 
 /**
@@ -211,8 +205,24 @@ export function buildExecEvent(
   if (entry?.start !== undefined) process.start = entry.start;
   if (entry?.interactive !== undefined) process.interactive = entry.interactive;
   if (snapshot.ttyNr !== undefined && snapshot.ttyNr !== 0) process.tty = { char_device: decodeTtyNr(snapshot.ttyNr) };
-  if (snapshot.sid !== undefined && snapshot.sid > 0) process.session_leader = { pid: snapshot.sid };
-  if (snapshot.pgid !== undefined && snapshot.pgid > 0) process.group_leader = { pid: snapshot.pgid };
+  const table = context.table;
+  const memberStart = entry?.startTicks;
+  if (snapshot.sid !== undefined && snapshot.sid > 0) {
+    const leader = table?.leader(snapshot.sid, memberStart);
+    process.session_leader = leader !== undefined ? leaderFields(leader, pid, namespace) : { pid: snapshot.sid };
+  }
+  if (snapshot.pgid !== undefined && snapshot.pgid > 0) {
+    const leader = table?.leader(snapshot.pgid, memberStart);
+    process.group_leader = leader !== undefined ? leaderFields(leader, pid, namespace) : { pid: snapshot.pgid };
+  }
+  const entryLeader = entry !== undefined && table !== undefined ? currentEntryLeader(entry, table) : undefined;
+  if (entryLeader !== undefined) process.entry_leader = entryLeaderFields(entryLeader.leader, entryLeader.meta, pid, namespace);
+  if (entry?.previous !== undefined && entry.previous.length > 0) process.previous = entry.previous as EcsPreviousImage[];
+  if (entry !== undefined && (entry.parent !== undefined || entry.ancestry !== undefined)) {
+    const ancestry = ancestryOf(entry, namespace);
+    if (ancestry.length > 0) process.Ext = { ancestry: ancestry as string[] };
+  }
+  if (snapshot.groups !== undefined && snapshot.groups.length > 0) process.supplemental_groups = snapshot.groups.map((gid) => ({ id: String(gid) }));
   if (snapshot.uids !== undefined) {
     process.user = { id: String(snapshot.uids[1]) };
     process.real_user = { id: String(snapshot.uids[0]) };
@@ -229,7 +239,7 @@ export function buildExecEvent(
     if (snapshot.capPrm !== undefined) capabilities.permitted = capabilityNames(snapshot.capPrm) as string[];
     process.thread = { capabilities };
   }
-  if (parent !== undefined) process.parent = parentFields(parent, namespace);
+  if (parent !== undefined) process.parent = { ...summaryOf(parent, namespace) };
   else if (parentPid !== undefined && parentPid > 0) process.parent = { pid: parentPid };
 
   const event: ProcessEvent = {
@@ -249,8 +259,10 @@ export function buildExecEvent(
     host: context.identity.host,
     agent: context.identity.agent,
   };
-  if (snapshot.uids !== undefined) event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) } };
-  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]) };
+  if (snapshot.uids !== undefined) {
+    event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) }, Ext: { real: { id: String(snapshot.uids[0]) } } };
+  }
+  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]), Ext: { real: { id: String(snapshot.gids[0]) } } };
   const extras: NonNullable<ProcessEvent['execsentry']> = {};
   if (snapshot.partial || entry?.startTicks === undefined) extras.partial = true;
   if (snapshot.exited === true) extras.exited_before_snapshot = true;
@@ -265,29 +277,52 @@ export function buildExecEvent(
   return event;
 }
 
-/** Every uid and gid an event names (for the NSS cache). */
-export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
-  const p = event.process;
-  for (const user of [p.user, p.real_user, p.saved_user]) if (user?.id !== undefined) uids.add(Number(user.id));
-  for (const group of [p.group, p.real_group, p.saved_group]) if (group?.id !== undefined) gids.add(Number(group.id));
+/** The process-like objects of an event whose users and groups get names: the process, its parent and leaders. */
+function namedProcesses(p: EcsProcess): (EcsParentProcess | EcsProcess | undefined)[] {
+  return [p, p.parent, p.session_leader as EcsParentProcess | undefined, p.group_leader as EcsParentProcess | undefined, p.entry_leader];
 }
 
-/** Adds the cached names; an id NSS does not know keeps its id and gets no name. */
+function usersOf(p: EcsParentProcess & { saved_user?: EcsUserRef }): (EcsUserRef | undefined)[] {
+  return [p.user, p.real_user, p.saved_user];
+}
+
+function groupsOf(p: EcsParentProcess & { saved_group?: EcsGroupRef }): (EcsGroupRef | undefined)[] {
+  return [p.group, p.real_group, p.saved_group, ...(p.supplemental_groups ?? [])];
+}
+
+/** Every uid and gid an event names (for the NSS cache). */
+export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
+  for (const p of namedProcesses(event.process)) {
+    if (p === undefined) continue;
+    for (const user of usersOf(p)) if (user?.id !== undefined && user.name === undefined) uids.add(Number(user.id));
+    for (const group of groupsOf(p)) if (group?.id !== undefined && group.name === undefined) gids.add(Number(group.id));
+  }
+}
+
+/**
+ * Adds the cached names; an id NSS does not know keeps its id and gets no name. A parent's or leader's
+ * fields are built once per process and shared by its events, so a name already there stays.
+ */
 export function fillNames(event: ProcessEvent, userName: (uid: number) => string | undefined, groupName: (gid: number) => string | undefined): void {
   const p = event.process;
-  for (const user of [p.user, p.real_user, p.saved_user]) {
-    if (user?.id === undefined) continue;
-    const name = userName(Number(user.id));
-    if (name !== undefined) user.name = name;
-  }
-  for (const group of [p.group, p.real_group, p.saved_group]) {
-    if (group?.id === undefined) continue;
-    const name = groupName(Number(group.id));
-    if (name !== undefined) group.name = name;
+  for (const named of namedProcesses(p)) {
+    if (named === undefined) continue;
+    for (const user of usersOf(named)) {
+      if (user?.id === undefined || user.name !== undefined) continue;
+      const name = userName(Number(user.id));
+      if (name !== undefined) user.name = name;
+    }
+    for (const group of groupsOf(named)) {
+      if (group?.id === undefined || group.name !== undefined) continue;
+      const name = groupName(Number(group.id));
+      if (name !== undefined) group.name = name;
+    }
   }
   if (event.user !== undefined && p.user?.name !== undefined) {
     event.user.name = p.user.name;
     if (event.user.effective !== undefined) event.user.effective.name = p.user.name;
   }
+  if (event.user?.Ext !== undefined && p.real_user?.name !== undefined) event.user.Ext.real.name = p.real_user.name;
   if (event.group !== undefined && p.group?.name !== undefined) event.group.name = p.group.name;
+  if (event.group?.Ext !== undefined && p.real_group?.name !== undefined) event.group.Ext.real.name = p.real_group.name;
 }

@@ -13,6 +13,7 @@ import {
 import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { readHostIdentity, type HostIdentity } from './host.js';
+import { decideEntryLeader, inheritAtFork, previousAfterExec, sshSourceIp } from './leaders.js';
 import { UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -53,6 +54,10 @@ export interface SensorStats {
   superseded: number;
   tableSize: number;
   tableEvicted: number;
+  /** Session and group leaders kept after their exit for members still running. */
+  leadersRetained: number;
+  /** Exited leaders dropped beyond the bound: their members' leader fields carry the pid only. */
+  leadersEvicted: number;
   nameLookUps: number;
   received: number;
   forks: number;
@@ -137,6 +142,7 @@ export class Sensor {
       this.options.logger.warn('without CAP_SYS_PTRACE, /proc hides the program, arguments and directory of other users\' processes: their events will be partial');
     }
     this.identity = await readHostIdentity();
+    this.table.entityNamespace = this.identity.entityNamespace;
     const offsets = addon.clockOffsets();
     this.clock = new Clock(offsets.realtimeMinusMonotonicMs, offsets.realtimeMinusBoottimeMs, offsets.nanosPerTick);
     const ack = new Promise<void>((resolve, reject) => {
@@ -214,6 +220,8 @@ export class Sensor {
       superseded: native?.superseded ?? 0,
       tableSize: this.table.size,
       tableEvicted: this.table.evicted,
+      leadersRetained: this.table.retainedLeaders,
+      leadersEvicted: this.table.leadersEvicted,
       nameLookUps: this.names?.lookUps ?? 0,
       received: native?.received ?? 0,
       forks: native?.forks ?? 0,
@@ -255,6 +263,26 @@ export class Sensor {
       entries.push([entry, snapshot.ppid]);
     }
     for (const [entry, ppid] of entries) this.linkParent(entry, ppid);
+    // Entry leaders are inherited, so each parent's comes first (quark walks its tree from the roots down too).
+    const ppids = new Map(entries.map(([entry, ppid]) => [entry, ppid]));
+    const decided = new Set<ProcessEntry>();
+    const decide = (entry: ProcessEntry): void => {
+      const chain: ProcessEntry[] = [];
+      for (let at: ProcessEntry | undefined = entry; at !== undefined && !decided.has(at); at = at.parent) {
+        decided.add(at);
+        chain.push(at);
+      }
+      for (let i = chain.length - 1; i >= 0; i--) this.decideEntryLeader(chain[i] as ProcessEntry, ppids.get(chain[i] as ProcessEntry), undefined);
+    };
+    for (const [entry] of entries) decide(entry);
+  }
+
+  private decideEntryLeader(entry: ProcessEntry, ppid: number | undefined, inherited: ProcessEntry | undefined): void {
+    decideEntryLeader(entry, entry.parent, ppid, inherited, this.table.entityNamespace);
+    if (entry.entryMeta?.type === 'sshd') {
+      const ip = sshSourceIp(this.procRoot, entry);
+      if (ip !== undefined) entry.entryMeta.sourceIp = ip;
+    }
   }
 
   /** The parent from /proc's ppid, when that process is older than the child (pid reuse otherwise). */
@@ -289,6 +317,7 @@ export class Sensor {
           };
           if (parent !== undefined) {
             copyImage(parent, child);
+            inheritAtFork(parent, child);
             child.parent = parent;
           }
           this.table.set(child);
@@ -303,6 +332,9 @@ export class Sensor {
           if (entry === undefined) break;
           if (record.kind === RecordKind.uidChange) entry.uid = record.effectiveId;
           else entry.gid = record.effectiveId;
+          // Its fields as a parent or leader are rebuilt with the new id.
+          entry.summary = undefined;
+          entry.entrySummary = undefined;
           break;
         }
         case RecordKind.overrun:
@@ -334,10 +366,14 @@ export class Sensor {
         // it was computed from a fork-time start one tick off.
         if (known.startTicks !== undefined && known.entityId !== undefined) entry.entityId = known.entityId;
         if (known.parent !== undefined) entry.parent = known.parent;
+        if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
+        const previous = previousAfterExec(known);
+        if (previous !== undefined) entry.previous = previous;
       } else {
         this.linkParent(entry, snapshot.ppid);
       }
       this.table.set(entry);
+      this.decideEntryLeader(entry, snapshot.ppid, known?.entryLeader);
     } else if (known !== undefined) {
       // Snapshot gone (the process exited first): the identity from the fork record stays; the program is unknown.
       entry = { pid, exited: known.exited };
@@ -345,9 +381,11 @@ export class Sensor {
       if (known.start !== undefined) entry.start = known.start;
       if (known.entityId !== undefined) entry.entityId = known.entityId;
       if (known.parent !== undefined) entry.parent = known.parent;
+      if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
+      if (known.entryLeader !== undefined) entry.entryLeader = known.entryLeader;
     }
     const parent = entry?.parent;
-    return buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered });
+    return buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered, table: this.table });
   }
 
   /** Emits in order; a batch naming an uncached uid/gid waits for NSS (and so do the batches behind it). */

@@ -1,4 +1,5 @@
-import type { RawProcessValues } from '../ecs/types.js';
+import type { EcsEntryLeader, EcsParentProcess, EcsPreviousImage, EntryLeaderType, RawProcessValues } from '../ecs/types.js';
+import { ancestryOf } from './leaders.js';
 
 /**
  * What the sensor knows of each process, keyed by pid and checked by start time (a pid alone can be
@@ -36,16 +37,73 @@ export interface ProcessEntry {
   /** Effective ids, as Elastic Defend reports the parent's user.id / group.id. */
   uid?: number;
   gid?: number;
+  /** Real ids and supplemental groups (a fork copies them). */
+  ruid?: number;
+  rgid?: number;
+  groups?: readonly number[];
+  /** stat's session id, process-group id and tty_nr (a fork copies them; setsid/setpgid may change them before an exec). */
+  sid?: number;
+  pgid?: number;
+  ttyNr?: number;
   /** The process that forked this one, when the fork was seen (or known from /proc's ppid). */
   parent?: ProcessEntry;
+  /** process.previous: the images run before the current one, oldest first (a fork's child has none). */
+  previous?: readonly EcsPreviousImage[];
+  /**
+   * process.Ext.ancestry, computed on first use and kept: an exited entry drops its parent link, so its
+   * descendants read the chain from here.
+   */
+  ancestry?: readonly string[];
+  /** The entry leader (src/sensor/leaders.ts): decided at exec, inherited at fork. May be this entry. */
+  entryLeader?: ProcessEntry;
+  /** Only on an entry leader: why it is one, and its parent when it became one. */
+  entryMeta?: EntryMeta;
+  /** The ECS fields of this process as a parent or leader, built once (user and group names filled in place). */
+  summary?: EcsParentProcess;
+  /** As an entry leader: summary plus entry_meta and parent, built once. */
+  entrySummary?: Omit<EcsEntryLeader, 'same_as_process'>;
   exited: boolean;
 }
 
+export interface EntryMeta {
+  type: EntryLeaderType;
+  /** entry_meta.source.ip of an ssh entry (SSH_CONNECTION of the session's first process). */
+  sourceIp?: string;
+  parent?: { pid: number; start?: string; entityId?: string };
+}
+
+/**
+ * Session and process-group leaders that exited while members may live on (a daemon's setsid'd parent, a
+ * pipeline's first command), by pid. The kernel frees a pid only when no process uses it as a session or
+ * group id, so until that pid is used again it names this leader; beyond the bound the oldest go.
+ */
+const MAX_RETAINED_LEADERS = 4096;
+
 export class ProcessTable {
   private readonly live = new Map<number, ProcessEntry>();
+  private readonly exitedLeaders = new Map<number, ProcessEntry>();
   evicted = 0;
+  /** Exited leaders dropped beyond MAX_RETAINED_LEADERS: their members' leader fields carry the pid only. */
+  leadersEvicted = 0;
+  /** process.entity_id namespace (the host's), for the ancestry an exiting entry keeps. */
+  entityNamespace = '';
 
   constructor(private readonly maxEntries: number) {}
+
+  get retainedLeaders(): number {
+    return this.exitedLeaders.size;
+  }
+
+  /**
+   * The session or group leader with this pid (alive, or exited while its session or group went on), if
+   * it can be the leader of a process started at `memberStartTicks` (a leader starts before its members).
+   */
+  leader(pid: number, memberStartTicks: number | undefined): ProcessEntry | undefined {
+    const entry = this.live.get(pid) ?? this.exitedLeaders.get(pid);
+    if (entry === undefined) return undefined;
+    if (memberStartTicks !== undefined && entry.startTicks !== undefined && entry.startTicks > memberStartTicks + 1) return undefined;
+    return entry;
+  }
 
   get size(): number {
     return this.live.size;
@@ -65,7 +123,10 @@ export class ProcessTable {
       this.live.delete(entry.pid);
       // Same process (exec, or a fork entry getting its start time) or a newer one on a reused pid.
       const sameProcess = previous.startTicks === undefined || (entry.startTicks !== undefined && startsAt(previous, entry.startTicks));
-      if (previous !== entry && !sameProcess) markExited(previous);
+      if (previous !== entry && !sameProcess) this.markExited(previous);
+    } else {
+      // A new process on this pid: the exited leader it named has no members left.
+      this.exitedLeaders.delete(entry.pid);
     }
     this.live.set(entry.pid, entry);
     if (this.live.size > this.maxEntries) {
@@ -73,7 +134,7 @@ export class ProcessTable {
       if (!oldest.done) {
         const victim = this.live.get(oldest.value);
         this.live.delete(oldest.value);
-        if (victim !== undefined) markExited(victim);
+        if (victim !== undefined) this.markExited(victim);
         this.evicted++;
       }
     }
@@ -84,8 +145,26 @@ export class ProcessTable {
     const entry = this.live.get(pid);
     if (entry === undefined) return undefined;
     this.live.delete(pid);
-    markExited(entry);
+    this.markExited(entry);
+    if (entry.pid === entry.sid || entry.pid === entry.pgid) this.retainLeader(entry);
     return entry;
+  }
+
+  private retainLeader(entry: ProcessEntry): void {
+    this.exitedLeaders.delete(entry.pid);
+    this.exitedLeaders.set(entry.pid, entry);
+    if (this.exitedLeaders.size > MAX_RETAINED_LEADERS) {
+      const oldest = this.exitedLeaders.keys().next();
+      if (!oldest.done) this.exitedLeaders.delete(oldest.value);
+      this.leadersEvicted++;
+    }
+  }
+
+  private markExited(entry: ProcessEntry): void {
+    // Its children still need its ancestors after its own parent link goes.
+    if (entry.parent !== undefined && entry.ancestry === undefined) ancestryOf(entry, this.entityNamespace);
+    entry.exited = true;
+    entry.parent = undefined;
   }
 
   values(): IterableIterator<ProcessEntry> {
@@ -97,9 +176,4 @@ export class ProcessTable {
 export function startsAt(entry: ProcessEntry, startTicks: number): boolean {
   if (entry.startTicks === undefined) return true;
   return entry.startEstimated === true ? Math.abs(entry.startTicks - startTicks) <= 1 : entry.startTicks === startTicks;
-}
-
-function markExited(entry: ProcessEntry): void {
-  entry.exited = true;
-  entry.parent = undefined;
 }
