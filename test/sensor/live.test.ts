@@ -75,7 +75,7 @@ describeAsRoot('sensor on the live kernel', () => {
     );
     child.stdin?.end('exit\n');
     await exited(child);
-    expect(bash.user).toEqual({ id: '1', name: 'daemon', effective: { id: '1', name: 'daemon' } });
+    expect(bash.user).toEqual({ id: '1', name: 'daemon', effective: { id: '1', name: 'daemon' }, Ext: { real: { id: '1', name: 'daemon' } } });
     expect(bash.process.user).toEqual({ id: '1', name: 'daemon' });
     expect(bash.process.interactive).toBe(true);
     expect(bash.process.tty?.char_device.major).toBe(136); // a pseudo-terminal slave
