@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { hash, randomUUID } from 'node:crypto';
-import { ECS_VERSION, type EcsGroupRef, type EcsParentProcess, type EcsProcess, type EcsPreviousImage, type EcsUserRef, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
+import { ECS_VERSION, type EcsParentProcess, type EcsProcess, type EcsPreviousImage, type ExecsentryRaw, type ProcessEvent, type RawProcessValues } from '../ecs/types.js';
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
@@ -239,7 +239,7 @@ export function buildExecEvent(
     if (snapshot.capPrm !== undefined) capabilities.permitted = capabilityNames(snapshot.capPrm) as string[];
     process.thread = { capabilities };
   }
-  if (parent !== undefined) process.parent = { ...summaryOf(parent, namespace) };
+  if (parent !== undefined) process.parent = summaryOf(parent, namespace);
   else if (parentPid !== undefined && parentPid > 0) process.parent = { pid: parentPid };
 
   const event: ProcessEvent = {
@@ -277,47 +277,77 @@ export function buildExecEvent(
   return event;
 }
 
-/** The process-like objects of an event whose users and groups get names: the process, its parent and leaders. */
-function namedProcesses(p: EcsProcess): (EcsParentProcess | EcsProcess | undefined)[] {
-  return [p, p.parent, p.session_leader as EcsParentProcess | undefined, p.group_leader as EcsParentProcess | undefined, p.entry_leader];
-}
-
-function usersOf(p: EcsParentProcess & { saved_user?: EcsUserRef }): (EcsUserRef | undefined)[] {
-  return [p.user, p.real_user, p.saved_user];
-}
-
-function groupsOf(p: EcsParentProcess & { saved_group?: EcsGroupRef }): (EcsGroupRef | undefined)[] {
-  return [p.group, p.real_group, p.saved_group, ...(p.supplemental_groups ?? [])];
-}
-
-/** Every uid and gid an event names (for the NSS cache). */
-export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
-  for (const p of namedProcesses(event.process)) {
-    if (p === undefined) continue;
-    for (const user of usersOf(p)) if (user?.id !== undefined && user.name === undefined) uids.add(Number(user.id));
-    for (const group of groupsOf(p)) if (group?.id !== undefined && group.name === undefined) gids.add(Number(group.id));
-  }
-}
-
 /**
- * Adds the cached names; an id NSS does not know keeps its id and gets no name. A parent's or leader's
- * fields are built once per process and shared by its events, so a name already there stays.
+ * Marks a parent's or leader's object (shared by events, leaders.ts) whose names were filled. A symbol key:
+ * JSON and Object.entries do not see it.
  */
-export function fillNames(event: ProcessEvent, userName: (uid: number) => string | undefined, groupName: (gid: number) => string | undefined): void {
+const NAMED = Symbol('names filled');
+type Shared = EcsParentProcess & { [NAMED]?: true };
+
+function addId(ids: Set<number>, ref: { id?: string; name?: string } | undefined): void {
+  if (ref?.id !== undefined && ref.name === undefined) ids.add(Number(ref.id));
+}
+
+function collectSharedIds(p: EcsParentProcess | { pid: number } | undefined, uids: Set<number>, gids: Set<number>): void {
+  const shared = p as Shared | undefined;
+  if (shared === undefined || shared[NAMED] === true) return;
+  addId(uids, shared.user);
+  addId(uids, shared.real_user);
+  addId(gids, shared.group);
+  addId(gids, shared.real_group);
+  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) addId(gids, group);
+}
+
+/** Every uid and gid an event names that has no name yet (for the NSS cache). */
+export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
   const p = event.process;
-  for (const named of namedProcesses(p)) {
-    if (named === undefined) continue;
-    for (const user of usersOf(named)) {
-      if (user?.id === undefined || user.name !== undefined) continue;
-      const name = userName(Number(user.id));
-      if (name !== undefined) user.name = name;
-    }
-    for (const group of groupsOf(named)) {
-      if (group?.id === undefined || group.name !== undefined) continue;
-      const name = groupName(Number(group.id));
-      if (name !== undefined) group.name = name;
-    }
-  }
+  addId(uids, p.user);
+  addId(uids, p.real_user);
+  addId(uids, p.saved_user);
+  addId(gids, p.group);
+  addId(gids, p.real_group);
+  addId(gids, p.saved_group);
+  if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) addId(gids, group);
+  collectSharedIds(p.parent, uids, gids);
+  collectSharedIds(p.session_leader, uids, gids);
+  collectSharedIds(p.group_leader, uids, gids);
+  collectSharedIds(p.entry_leader, uids, gids);
+}
+
+type NameOf = (id: number) => string | undefined;
+
+function nameRef(ref: { id?: string; name?: string } | undefined, nameOf: NameOf): void {
+  if (ref?.id === undefined || ref.name !== undefined) return;
+  const name = nameOf(Number(ref.id));
+  if (name !== undefined) ref.name = name;
+}
+
+function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName: NameOf, groupName: NameOf): void {
+  const shared = p as Shared | undefined;
+  if (shared === undefined || shared[NAMED] === true) return;
+  nameRef(shared.user, userName);
+  nameRef(shared.real_user, userName);
+  nameRef(shared.group, groupName);
+  nameRef(shared.real_group, groupName);
+  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) nameRef(group, groupName);
+  // An id NSS did not know stays without a name for this object's lifetime (the process's, or its image's).
+  shared[NAMED] = true;
+}
+
+/** Adds the cached names; an id NSS does not know keeps its id and gets no name. */
+export function fillNames(event: ProcessEvent, userName: NameOf, groupName: NameOf): void {
+  const p = event.process;
+  nameRef(p.user, userName);
+  nameRef(p.real_user, userName);
+  nameRef(p.saved_user, userName);
+  nameRef(p.group, groupName);
+  nameRef(p.real_group, groupName);
+  nameRef(p.saved_group, groupName);
+  if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) nameRef(group, groupName);
+  nameShared(p.parent, userName, groupName);
+  nameShared(p.session_leader, userName, groupName);
+  nameShared(p.group_leader, userName, groupName);
+  nameShared(p.entry_leader, userName, groupName);
   if (event.user !== undefined && p.user?.name !== undefined) {
     event.user.name = p.user.name;
     if (event.user.effective !== undefined) event.user.effective.name = p.user.name;

@@ -333,8 +333,7 @@ export class Sensor {
           if (record.kind === RecordKind.uidChange) entry.uid = record.effectiveId;
           else entry.gid = record.effectiveId;
           // Its fields as a parent or leader are rebuilt with the new id.
-          entry.summary = undefined;
-          entry.entrySummary = undefined;
+          entry.ecs = undefined;
           break;
         }
         case RecordKind.overrun:

@@ -15,6 +15,8 @@ import type { EntryMeta, ProcessEntry, ProcessTable } from './table.js';
 
 /** Bound of process.Ext.ancestry: Kibana's resolver reads Defend's array as capped at 20 ("the exact limit should not be relied on"). */
 export const MAX_ANCESTRY = 20;
+/** Longest parent chain followed to compute an ancestry. */
+const MAX_CHAIN = 65_536;
 /** Bound of process.previous (ECS: the previous executions "including the initial fork"); the oldest go first. */
 export const MAX_PREVIOUS = 8;
 
@@ -133,9 +135,12 @@ export function sshSourceIp(procRoot: string, entry: ProcessEntry): string | und
 /** process.Ext.ancestry of `entry`: its ancestors' entity ids, parent first, up to the first unknown one. */
 export function ancestryOf(entry: ProcessEntry, namespace: string): readonly string[] {
   if (entry.ancestry !== undefined) return entry.ancestry;
-  // Up the parent links to the nearest entry that knows its own ancestry, then down again.
+  // Up the parent links to the nearest entry that knows its own ancestry (or the root), then down again:
+  // each entry's is computed once, and only from a complete parent's.
+  // (A cycle cannot form from fork records, but /proc's ppids are not read at one instant: a bound keeps
+  // a corrupt table from hanging the agent.)
   const chain: ProcessEntry[] = [];
-  for (let at: ProcessEntry | undefined = entry; at !== undefined && at.ancestry === undefined && chain.length <= MAX_ANCESTRY; at = at.parent) chain.push(at);
+  for (let at: ProcessEntry | undefined = entry; at !== undefined && at.ancestry === undefined && chain.length < MAX_CHAIN; at = at.parent) chain.push(at);
   for (let i = chain.length - 1; i >= 0; i--) {
     const at = chain[i] as ProcessEntry;
     const parent = at.parent;
@@ -159,9 +164,12 @@ export function previousAfterExec(known: ProcessEntry): readonly EcsPreviousImag
   return [...(before.length >= MAX_PREVIOUS ? before.slice(before.length - MAX_PREVIOUS + 1) : before), image];
 }
 
-/** The ECS fields of a process as a parent or leader (built once per entry; names are filled in later). */
+/**
+ * The ECS fields of a process as a parent or leader: built once per entry and shared by the events that
+ * name it, so the events' objects are read-only (names are filled in place, once).
+ */
 export function summaryOf(entry: ProcessEntry, namespace: string): EcsParentProcess {
-  if (entry.summary !== undefined) return entry.summary;
+  if (entry.ecs !== undefined) return entry.ecs.parent;
   const out: EcsParentProcess = { pid: entry.pid };
   const id = entityIdOf(entry, namespace);
   if (id !== undefined) out.entity_id = id;
@@ -181,31 +189,37 @@ export function summaryOf(entry: ProcessEntry, namespace: string): EcsParentProc
   if (entry.rgid !== undefined) out.real_group = { id: String(entry.rgid) };
   if (entry.groups !== undefined && entry.groups.length > 0) out.supplemental_groups = entry.groups.map((gid) => ({ id: String(gid) }));
   if (entry.ttyNr !== undefined && entry.ttyNr !== 0) out.tty = { char_device: decodeTtyNr(entry.ttyNr) };
-  entry.summary = out;
+  entry.ecs = { parent: out };
   return out;
 }
 
 /** A session or group leader's fields for the event of process `pid`. */
 export function leaderFields(leader: ProcessEntry, pid: number, namespace: string): EcsLeaderProcess {
-  return { ...summaryOf(leader, namespace), same_as_process: leader.pid === pid };
+  const summary = summaryOf(leader, namespace);
+  const cache = (leader.ecs as NonNullable<ProcessEntry['ecs']>);
+  // Built when first needed: a process-group leader often names only itself (one command of a shell).
+  if (leader.pid === pid) return (cache.leaderSelf ??= { ...summary, same_as_process: true });
+  return (cache.leaderOther ??= { ...summary, same_as_process: false });
 }
 
 /** process.entry_leader of the event of process `pid`, led by `leader`. */
 export function entryLeaderFields(leader: ProcessEntry, meta: EntryMeta, pid: number, namespace: string): EcsEntryLeader {
-  let base = leader.entrySummary;
-  if (base === undefined) {
+  const summary = summaryOf(leader, namespace);
+  const cache = (leader.ecs as NonNullable<ProcessEntry['ecs']>);
+  if (cache.entryLeader === undefined) {
     const entryMeta: EcsEntryLeader['entry_meta'] = { type: meta.type };
     if (meta.sourceIp !== undefined) entryMeta.source = { ip: meta.sourceIp };
-    base = { ...summaryOf(leader, namespace), entry_meta: entryMeta };
+    const base: Omit<EcsEntryLeader, 'same_as_process'> = { ...summary, entry_meta: entryMeta };
     if (meta.parent !== undefined) {
       const parent: NonNullable<EcsEntryLeader['parent']> = { pid: meta.parent.pid };
       if (meta.parent.start !== undefined) parent.start = meta.parent.start;
       if (meta.parent.entityId !== undefined) parent.entity_id = meta.parent.entityId;
       base.parent = parent;
     }
-    leader.entrySummary = base;
+    cache.entryLeader = base;
   }
-  return { ...base, same_as_process: leader.pid === pid };
+  if (leader.pid === pid) return (cache.entryLeaderSelf ??= { ...cache.entryLeader, same_as_process: true });
+  return (cache.entryLeaderOther ??= { ...cache.entryLeader, same_as_process: false });
 }
 
 /** The entry leader `entry` points to, as the table knows it now (a leader that exec'd since is its newer entry). */

@@ -1,4 +1,4 @@
-import type { EcsEntryLeader, EcsParentProcess, EcsPreviousImage, EntryLeaderType, RawProcessValues } from '../ecs/types.js';
+import type { EcsEntryLeader, EcsLeaderProcess, EcsParentProcess, EcsPreviousImage, EntryLeaderType, RawProcessValues } from '../ecs/types.js';
 import { ancestryOf } from './leaders.js';
 
 /**
@@ -58,10 +58,18 @@ export interface ProcessEntry {
   entryLeader?: ProcessEntry;
   /** Only on an entry leader: why it is one, and its parent when it became one. */
   entryMeta?: EntryMeta;
-  /** The ECS fields of this process as a parent or leader, built once (user and group names filled in place). */
-  summary?: EcsParentProcess;
-  /** As an entry leader: summary plus entry_meta and parent, built once. */
-  entrySummary?: Omit<EcsEntryLeader, 'same_as_process'>;
+  /**
+   * Its ECS fields as a parent, and as a leader of another process or of itself, built on first use and
+   * shared by every event that names it (user and group names are filled in place, once).
+   */
+  ecs?: {
+    parent: EcsParentProcess;
+    leaderSelf?: EcsLeaderProcess;
+    leaderOther?: EcsLeaderProcess;
+    entryLeader?: Omit<EcsEntryLeader, 'same_as_process'>;
+    entryLeaderSelf?: EcsEntryLeader;
+    entryLeaderOther?: EcsEntryLeader;
+  };
   exited: boolean;
 }
 
