@@ -286,6 +286,30 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(event.process.supplemental_groups).toBeUndefined();
   });
 
+  it('gives processes alive at start-up their leaders, parents before children', async () => {
+    const marker = `0.97${unique()}`;
+    // A session that exists before the second sensor starts: its leader is known only from the /proc scan.
+    const leader = spawn('/usr/bin/setsid', ['/bin/bash', '-c', `read -r _; /bin/sleep ${marker}; true`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const nodeChild = await eventWhere((e) => e.process.parent?.pid === process.pid && e.process.entry_leader !== undefined, 'a child of this test process');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const late: ProcessEvent[] = [];
+    const second = new Sensor({ socketBufferBytes: 1024 * 1024, maxArgsBytes: 64 * 1024, maxProcessTableEntries: 65_536, logger: createLogger('silent') });
+    await second.start((batch) => late.push(...batch));
+    try {
+      leader.stdin?.end('\n');
+      const sleep = await eventFinder(late)((e) => e.process.name === 'sleep' && e.process.args?.[1] === marker, 'sleep under a session older than the sensor');
+      expect(sleep.process.session_leader).toMatchObject({ pid: leader.pid, executable: '/usr/bin/bash', args: ['/bin/bash', '-c', `read -r _; /bin/sleep ${marker}; true`], same_as_process: false });
+      expect(sleep.process.group_leader?.pid).toBe(leader.pid);
+      // bash's entry came from its parent's (this test process's), decided first
+      expect(sleep.process.entry_leader?.entity_id).toBe(nodeChild.process.entry_leader?.entity_id);
+      expect(sleep.process.entry_leader?.entry_meta.type).toBe(nodeChild.process.entry_leader?.entry_meta.type);
+      expect(sleep.process.Ext?.ancestry.slice(0, 2)).toEqual([sleep.process.parent?.entity_id, nodeChild.process.parent?.entity_id]);
+    } finally {
+      await second.stop();
+      await exited(leader);
+    }
+  });
+
   it('counts the exited leaders it keeps', () => {
     const stats = sensor.stats();
     expect(stats.leadersRetained).toBeGreaterThan(0);
