@@ -193,9 +193,22 @@ export function summaryOf(entry: ProcessEntry, namespace: string): EcsParentProc
   return out;
 }
 
+/** A leader's fields: the parent's but command_line, which Defend's leaders do not carry (their args they do). */
+function asLeader(summary: EcsParentProcess): Omit<EcsParentProcess, 'command_line'> {
+  const { command_line: _commandLine, ...leader } = summary;
+  return leader;
+}
+
+/** The leader view of an entry's fields, built once. */
+function asLeaderOnce(entry: ProcessEntry, namespace: string): Omit<EcsParentProcess, 'command_line'> {
+  summaryOf(entry, namespace);
+  const cache = entry.ecs as NonNullable<ProcessEntry['ecs']>;
+  return (cache.leader ??= asLeader(cache.parent));
+}
+
 /** A session or group leader's fields for the event of process `pid`. */
 export function leaderFields(leader: ProcessEntry, pid: number, namespace: string): EcsLeaderProcess {
-  const summary = summaryOf(leader, namespace);
+  const summary = asLeaderOnce(leader, namespace);
   const cache = (leader.ecs as NonNullable<ProcessEntry['ecs']>);
   // Built when first needed: a process-group leader often names only itself (one command of a shell).
   if (leader.pid === pid) return (cache.leaderSelf ??= { ...summary, same_as_process: true });
@@ -204,7 +217,7 @@ export function leaderFields(leader: ProcessEntry, pid: number, namespace: strin
 
 /** process.entry_leader of the event of process `pid`, led by `leader`. */
 export function entryLeaderFields(leader: ProcessEntry, meta: EntryMeta, pid: number, namespace: string): EcsEntryLeader {
-  const summary = summaryOf(leader, namespace);
+  const summary = asLeaderOnce(leader, namespace);
   const cache = (leader.ecs as NonNullable<ProcessEntry['ecs']>);
   if (cache.entryLeader === undefined) {
     const entryMeta: EcsEntryLeader['entry_meta'] = { type: meta.type };

@@ -64,6 +64,7 @@ export interface ProcessEntry {
    */
   ecs?: {
     parent: EcsParentProcess;
+    leader?: Omit<EcsParentProcess, 'command_line'>;
     leaderSelf?: EcsLeaderProcess;
     leaderOther?: EcsLeaderProcess;
     entryLeader?: Omit<EcsEntryLeader, 'same_as_process'>;
