@@ -17,8 +17,11 @@ import type { EntryMeta, ProcessEntry, ProcessTable } from './table.js';
 export const MAX_ANCESTRY = 20;
 /** Longest parent chain followed to compute an ancestry. */
 const MAX_CHAIN = 65_536;
-/** Bound of process.previous (ECS: the previous executions "including the initial fork"); the oldest go first. */
-export const MAX_PREVIOUS = 8;
+/**
+ * Bound of process.previous (ECS: the previous executions "including the initial fork"); the oldest go
+ * first. Each image keeps its argv (up to sensor.maxArgsBytes) for as long as the process lives, so a few.
+ */
+export const MAX_PREVIOUS = 4;
 
 /** How quark's tty_type() and auditbeat's tty.GetTTYType() classify a controlling terminal. */
 export type TtyKind = 'pts' | 'tty' | 'console' | 'none' | 'other';
