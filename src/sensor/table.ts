@@ -160,6 +160,10 @@ export class ProcessTable {
   }
 
   private retainLeader(entry: ProcessEntry): void {
+    // Kept for members that may exec later (most groups end with their leader): only what they read stays;
+    // their leader fields are rebuilt if asked for.
+    entry.ecs = undefined;
+    entry.previous = undefined;
     this.exitedLeaders.delete(entry.pid);
     this.exitedLeaders.set(entry.pid, entry);
     if (this.exitedLeaders.size > MAX_RETAINED_LEADERS) {
