@@ -264,7 +264,7 @@ export class Sensor {
     }
     for (const [entry, ppid] of entries) this.linkParent(entry, ppid);
     // Entry leaders are inherited, so each parent's comes first (quark walks its tree from the roots down too).
-    const ppids = new Map(entries.map(([entry, ppid]) => [entry, ppid]));
+    const ppids = new Map(entries);
     const decided = new Set<ProcessEntry>();
     const decide = (entry: ProcessEntry): void => {
       const chain: ProcessEntry[] = [];
