@@ -116,6 +116,21 @@ bool ParseIdTriple(std::string_view rest, uint32_t ids[3]) {
   return true;
 }
 
+// "Groups:" of status: space-separated decimal ids, possibly none.
+bool ParseIdList(std::string_view rest, std::vector<uint32_t>* ids) {
+  ids->clear();
+  for (;;) {
+    size_t start = rest.find_first_not_of(" \t");
+    if (start == std::string_view::npos) return true;
+    size_t end = rest.find_first_of(" \t", start);
+    if (end == std::string_view::npos) end = rest.size();
+    uint64_t value = 0;
+    if (!ParseUnsigned(rest.substr(start, end - start), &value) || value > 0xffffffffULL) return false;
+    ids->push_back(static_cast<uint32_t>(value));
+    rest = rest.substr(end);
+  }
+}
+
 std::string_view Trim(std::string_view text) {
   size_t start = text.find_first_not_of(" \t");
   if (start == std::string_view::npos) return {};
@@ -248,6 +263,8 @@ ProcStatus ParseProcStatus(std::string_view text) {
       std::string_view hex = Trim(value);
       bool valid = !hex.empty() && hex.size() <= 16 && hex.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
       if (valid) (key == "CapEff" ? status.capEff : status.capPrm).assign(hex);
+    } else if (key == "Groups") {
+      status.hasGroups = ParseIdList(value, &status.groups);
     }
   }
   return status;
@@ -665,14 +682,23 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   if (pidFd >= 0) {
     idsRead = IdsFromPidfd(pidFd, request.pid, &ids);
   }
+  bool statusParsed = false;
   if (!idsRead && (pidFd < 0 || !PidfdInfoSupported()) && ReadFileAt(dirFd, "status", 16384, &text)) {
     ids = ParseProcStatus(text);
     idsRead = ids.hasUid && ids.hasGid;
+    statusParsed = true;
   } else if (!idsRead) {
     note(errno);
   }
   if (idsRead) snapshot.status = ids;
   else missing = true;
+  // Supplemental groups are in status only: read it even when PIDFD_GET_INFO gave the ids (one read more).
+  if (statusParsed) {
+    if (ids.hasGroups) snapshot.groups = ids.groups;
+  } else if (ReadFileAt(dirFd, "status", 16384, &text)) {
+    ProcStatus parsed = ParseProcStatus(text);
+    if (parsed.hasGroups) snapshot.groups = std::move(parsed.groups);
+  }
 
   snapshot.stat = stat;
   snapshot.exited = leaving;

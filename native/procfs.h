@@ -32,6 +32,9 @@ struct ProcStatus {
   uint32_t uid[3] = {0, 0, 0};  // real, effective, saved
   uint32_t gid[3] = {0, 0, 0};
   std::string capEff, capPrm;
+  // Supplemental group ids (the Groups: line; empty when the process has none).
+  bool hasGroups = false;
+  std::vector<uint32_t> groups;
 };
 ProcStatus ParseProcStatus(std::string_view text);
 
@@ -88,6 +91,8 @@ struct Snapshot {
   bool kernelThread = false;
   std::optional<ProcStat> stat;
   std::optional<ProcStatus> status;
+  // Supplemental group ids from /proc/<pid>/status (PIDFD_GET_INFO does not carry them).
+  std::optional<std::vector<uint32_t>> groups;
   std::optional<std::string> executable, cwd;
   // The link's bytes, only for a path that was not UTF-8 (see DecodedArgs::bytes).
   std::optional<std::string> executableBytes, cwdBytes;

@@ -85,6 +85,11 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
     if (!status.capEff.empty()) put(Key::kCapEff, Napi::String::New(env, status.capEff));
     if (!status.capPrm.empty()) put(Key::kCapPrm, Napi::String::New(env, status.capPrm));
   }
+  if (snapshot.groups) {
+    Napi::Array groups = Napi::Array::New(env, snapshot.groups->size());
+    for (size_t i = 0; i < snapshot.groups->size(); i++) groups.Set(static_cast<uint32_t>(i), number((*snapshot.groups)[i]));
+    put(Key::kGroups, groups);
+  }
   const auto bytes = [&](const std::string& raw) { return Napi::Buffer<char>::Copy(env, raw.data(), raw.size()); };
   if (snapshot.executable) put(Key::kExecutable, Napi::String::New(env, *snapshot.executable));
   if (snapshot.executableBytes) put(Key::kExecutableBytes, bytes(*snapshot.executableBytes));

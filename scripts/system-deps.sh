@@ -19,6 +19,9 @@ declare -A needed=(
   [ps]=procps
   # the man page test renders the generated page (man-db brings groff)
   [man]=man-db
+  # the session tests log in over ssh on 127.0.0.1
+  [sshd]=openssh-server
+  [ssh]=openssh-client
 )
 
 missing=()

@@ -158,6 +158,8 @@ export interface ProcSnapshot {
   /** real, effective, saved */
   uids?: [number, number, number];
   gids?: [number, number, number];
+  /** Supplemental group ids (the Groups: line of /proc/<pid>/status). */
+  groups?: number[];
   /** CapEff / CapPrm as the kernel prints them (hex). */
   capEff?: string;
   capPrm?: string;

@@ -34,6 +34,34 @@ export interface EcsParentProcess {
   interactive?: boolean;
   user?: EcsUserRef;
   group?: EcsGroupRef;
+  real_user?: EcsUserRef;
+  real_group?: EcsGroupRef;
+  /** Absent when the process has none (an empty array would be no ECS field). */
+  supplemental_groups?: EcsGroupRef[];
+  tty?: { char_device: EcsCharDevice };
+}
+
+/** process.session_leader / process.group_leader: the leader's own fields, and whether it is this process. */
+export interface EcsLeaderProcess extends EcsParentProcess {
+  same_as_process: boolean;
+}
+
+/**
+ * ECS process.entry_leader.entry_meta.type, as Elastic's open implementations of the same session logic
+ * (quark's entry_leader_compute, auditbeat's sessionmd processdb) name them.
+ */
+export type EntryLeaderType = 'init' | 'kthread' | 'sshd' | 'ssm' | 'container' | 'terminal' | 'console' | 'unknown';
+
+export interface EcsEntryLeader extends EcsLeaderProcess {
+  entry_meta: { type: EntryLeaderType; source?: { ip: string } };
+  parent?: { pid: number; start?: string; entity_id?: string };
+}
+
+/** One element of process.previous: an image the process ran before this exec (ECS keeps executable and args). */
+export interface EcsPreviousImage {
+  executable?: string;
+  args?: string[];
+  args_count?: number;
 }
 
 export interface EcsProcess {
@@ -48,8 +76,15 @@ export interface EcsProcess {
   start?: string;
   interactive?: boolean;
   tty?: { char_device: EcsCharDevice };
-  session_leader?: { pid: number };
-  group_leader?: { pid: number };
+  /** A bare pid when the leader is not in the process table (exited before we started, or evicted). */
+  session_leader?: EcsLeaderProcess | { pid: number };
+  group_leader?: EcsLeaderProcess | { pid: number };
+  entry_leader?: EcsEntryLeader;
+  /** The images this process ran before, oldest first: the one it was forked with, then each exec's. */
+  previous?: EcsPreviousImage[];
+  /** Elastic Defend: entity ids of the ancestors, parent first. */
+  Ext?: { ancestry: string[] };
+  supplemental_groups?: EcsGroupRef[];
   user?: EcsUserRef;
   real_user?: EcsUserRef;
   saved_user?: EcsUserRef;
@@ -196,8 +231,9 @@ export interface ProcessEvent {
   process: EcsProcess;
   /** The container the process runs in, from its cgroup (src/sensor/container.ts). */
   container?: { id: string; runtime?: string };
-  user?: EcsUserRef & { effective?: EcsUserRef };
-  group?: EcsGroupRef;
+  /** Ext.real: Elastic Defend's real (pre-setuid / setgid) user and group. */
+  user?: EcsUserRef & { effective?: EcsUserRef; Ext?: { real: EcsUserRef } };
+  group?: EcsGroupRef & { Ext?: { real: EcsGroupRef } };
   host: EcsHost;
   agent: EcsAgent;
   execsentry?: ExecsentryProcessExtras;

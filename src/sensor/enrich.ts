@@ -4,6 +4,7 @@ import {
   ECS_VERSION,
   PROCESS_ACTION_TYPE,
   type EcsParentProcess,
+  type EcsPreviousImage,
   type EcsProcess,
   type ExecsentryRaw,
   type ProcessAction,
@@ -15,7 +16,8 @@ import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
 import { stdioFields, streamDevice } from './stdio.js';
 import type { HostIdentity } from './host.js';
-import type { ProcessEntry } from './table.js';
+import { ancestryOf, currentEntryLeader, entryLeaderFields, leaderFields, summaryOf } from './leaders.js';
+import type { ProcessEntry, ProcessTable } from './table.js';
 
 /** tty_nr of /proc/<pid>/stat → (major, minor), as the kernel's new_encode_dev packs them. */
 export function decodeTtyNr(ttyNr: number): { major: number; minor: number } {
@@ -117,8 +119,18 @@ export function entryFromSnapshot(snapshot: ProcSnapshot & { startTicks: number 
   if (raw !== undefined) entry.raw = raw;
   const interactive = isInteractive(snapshot);
   if (interactive !== undefined) entry.interactive = interactive;
-  if (snapshot.uids !== undefined) entry.uid = snapshot.uids[1];
-  if (snapshot.gids !== undefined) entry.gid = snapshot.gids[1];
+  if (snapshot.uids !== undefined) {
+    entry.uid = snapshot.uids[1];
+    entry.ruid = snapshot.uids[0];
+  }
+  if (snapshot.gids !== undefined) {
+    entry.gid = snapshot.gids[1];
+    entry.rgid = snapshot.gids[0];
+  }
+  if (snapshot.groups !== undefined) entry.groups = snapshot.groups;
+  if (snapshot.sid !== undefined) entry.sid = snapshot.sid;
+  if (snapshot.pgid !== undefined) entry.pgid = snapshot.pgid;
+  if (snapshot.ttyNr !== undefined) entry.ttyNr = snapshot.ttyNr;
   if (snapshot.kernelThread === true) entry.kernelThread = true;
   return entry;
 }
@@ -163,26 +175,6 @@ export function rawFields(own: RawProcessValues | undefined, parent: RawProcessV
   return raw as ExecsentryRaw;
 }
 
-/** What the table knows of a process, as the process.parent of an event (and the process of a fork or end event). */
-export function parentFields(parent: ProcessEntry, namespace: string): EcsParentProcess {
-  const out: EcsParentProcess = { pid: parent.pid };
-  const id = entityIdOf(parent, namespace);
-  if (id !== undefined) out.entity_id = id;
-  if (parent.executable !== undefined) out.executable = parent.executable;
-  if (parent.name !== undefined) out.name = parent.name;
-  if (parent.args !== undefined) {
-    out.args = parent.args;
-    out.args_count = parent.args.length;
-  }
-  if (parent.commandLine !== undefined) out.command_line = parent.commandLine;
-  if (parent.workingDirectory !== undefined) out.working_directory = parent.workingDirectory;
-  if (parent.start !== undefined) out.start = parent.start;
-  if (parent.interactive !== undefined) out.interactive = parent.interactive;
-  if (parent.uid !== undefined) out.user = { id: String(parent.uid) };
-  if (parent.gid !== undefined) out.group = { id: String(parent.gid) };
-  return out;
-}
-
 /** event.* of a process event of `action`. */
 export function eventFields(action: ProcessAction, created: string): ProcessEvent['event'] {
   return {
@@ -203,6 +195,8 @@ export interface ExecContext {
   timestamp: string;
   created: string;
   recovered?: boolean;
+  /** Where session, group and entry leaders are looked up; without it they are bare pids. */
+  table?: ProcessTable;
 }
 
 /**
@@ -239,8 +233,24 @@ export function buildExecEvent(
   if (entry?.start !== undefined) process.start = entry.start;
   if (entry?.interactive !== undefined) process.interactive = entry.interactive;
   if (snapshot.ttyNr !== undefined && snapshot.ttyNr !== 0) process.tty = { char_device: decodeTtyNr(snapshot.ttyNr) };
-  if (snapshot.sid !== undefined && snapshot.sid > 0) process.session_leader = { pid: snapshot.sid };
-  if (snapshot.pgid !== undefined && snapshot.pgid > 0) process.group_leader = { pid: snapshot.pgid };
+  const table = context.table;
+  const memberStart = entry?.startTicks;
+  if (snapshot.sid !== undefined && snapshot.sid > 0) {
+    const leader = table?.leader(snapshot.sid, memberStart);
+    process.session_leader = leader !== undefined ? leaderFields(leader, pid, namespace) : { pid: snapshot.sid };
+  }
+  if (snapshot.pgid !== undefined && snapshot.pgid > 0) {
+    const leader = table?.leader(snapshot.pgid, memberStart);
+    process.group_leader = leader !== undefined ? leaderFields(leader, pid, namespace) : { pid: snapshot.pgid };
+  }
+  const entryLeader = entry !== undefined && table !== undefined ? currentEntryLeader(entry, table) : undefined;
+  if (entryLeader !== undefined) process.entry_leader = entryLeaderFields(entryLeader.leader, entryLeader.meta, pid, namespace);
+  if (entry?.previous !== undefined && entry.previous.length > 0) process.previous = entry.previous as EcsPreviousImage[];
+  if (entry !== undefined && (entry.parent !== undefined || entry.ancestry !== undefined)) {
+    const ancestry = ancestryOf(entry, namespace);
+    if (ancestry.length > 0) process.Ext = { ancestry: ancestry as string[] };
+  }
+  if (snapshot.groups !== undefined && snapshot.groups.length > 0) process.supplemental_groups = snapshot.groups.map((gid) => ({ id: String(gid) }));
   if (snapshot.uids !== undefined) {
     process.user = { id: String(snapshot.uids[1]) };
     process.real_user = { id: String(snapshot.uids[0]) };
@@ -257,7 +267,7 @@ export function buildExecEvent(
     if (snapshot.capPrm !== undefined) capabilities.permitted = capabilityNames(snapshot.capPrm) as string[];
     process.thread = { capabilities };
   }
-  if (parent !== undefined) process.parent = parentFields(parent, namespace);
+  if (parent !== undefined) process.parent = summaryOf(parent, namespace);
   else if (parentPid !== undefined && parentPid > 0) process.parent = { pid: parentPid };
 
   const event: ProcessEvent = {
@@ -268,8 +278,10 @@ export function buildExecEvent(
     host: context.identity.host,
     agent: context.identity.agent,
   };
-  if (snapshot.uids !== undefined) event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) } };
-  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]) };
+  if (snapshot.uids !== undefined) {
+    event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) }, Ext: { real: { id: String(snapshot.uids[0]) } } };
+  }
+  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]), Ext: { real: { id: String(snapshot.gids[0]) } } };
   const extras: NonNullable<ProcessEvent['execsentry']> = {};
   if (snapshot.partial || entry?.startTicks === undefined) extras.partial = true;
   if (snapshot.exited === true) extras.exited_before_snapshot = true;
@@ -286,29 +298,82 @@ export function buildExecEvent(
   return event;
 }
 
-/** Every uid and gid an event names (for the NSS cache). */
+/**
+ * Marks a parent's or leader's object (shared by events, leaders.ts) whose names were filled. A symbol key:
+ * JSON and Object.entries do not see it.
+ */
+const NAMED = Symbol('names filled');
+type Shared = EcsParentProcess & { [NAMED]?: true };
+
+function addId(ids: Set<number>, ref: { id?: string; name?: string } | undefined): void {
+  if (ref?.id !== undefined && ref.name === undefined) ids.add(Number(ref.id));
+}
+
+function collectSharedIds(p: EcsParentProcess | { pid: number } | undefined, uids: Set<number>, gids: Set<number>): void {
+  const shared = p as Shared | undefined;
+  if (shared === undefined || shared[NAMED] === true) return;
+  addId(uids, shared.user);
+  addId(uids, shared.real_user);
+  addId(gids, shared.group);
+  addId(gids, shared.real_group);
+  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) addId(gids, group);
+}
+
+/** Every uid and gid an event names that has no name yet (for the NSS cache). */
 export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
   const p = event.process;
-  for (const user of [p.user, p.real_user, p.saved_user]) if (user?.id !== undefined) uids.add(Number(user.id));
-  for (const group of [p.group, p.real_group, p.saved_group]) if (group?.id !== undefined) gids.add(Number(group.id));
+  addId(uids, p.user);
+  addId(uids, p.real_user);
+  addId(uids, p.saved_user);
+  addId(gids, p.group);
+  addId(gids, p.real_group);
+  addId(gids, p.saved_group);
+  if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) addId(gids, group);
+  collectSharedIds(p.parent, uids, gids);
+  collectSharedIds(p.session_leader, uids, gids);
+  collectSharedIds(p.group_leader, uids, gids);
+  collectSharedIds(p.entry_leader, uids, gids);
+}
+
+type NameOf = (id: number) => string | undefined;
+
+function nameRef(ref: { id?: string; name?: string } | undefined, nameOf: NameOf): void {
+  if (ref?.id === undefined || ref.name !== undefined) return;
+  const name = nameOf(Number(ref.id));
+  if (name !== undefined) ref.name = name;
+}
+
+function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName: NameOf, groupName: NameOf): void {
+  const shared = p as Shared | undefined;
+  if (shared === undefined || shared[NAMED] === true) return;
+  nameRef(shared.user, userName);
+  nameRef(shared.real_user, userName);
+  nameRef(shared.group, groupName);
+  nameRef(shared.real_group, groupName);
+  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) nameRef(group, groupName);
+  // An id NSS did not know stays without a name for this object's lifetime (the process's, or its image's).
+  shared[NAMED] = true;
 }
 
 /** Adds the cached names; an id NSS does not know keeps its id and gets no name. */
-export function fillNames(event: ProcessEvent, userName: (uid: number) => string | undefined, groupName: (gid: number) => string | undefined): void {
+export function fillNames(event: ProcessEvent, userName: NameOf, groupName: NameOf): void {
   const p = event.process;
-  for (const user of [p.user, p.real_user, p.saved_user]) {
-    if (user?.id === undefined) continue;
-    const name = userName(Number(user.id));
-    if (name !== undefined) user.name = name;
-  }
-  for (const group of [p.group, p.real_group, p.saved_group]) {
-    if (group?.id === undefined) continue;
-    const name = groupName(Number(group.id));
-    if (name !== undefined) group.name = name;
-  }
+  nameRef(p.user, userName);
+  nameRef(p.real_user, userName);
+  nameRef(p.saved_user, userName);
+  nameRef(p.group, groupName);
+  nameRef(p.real_group, groupName);
+  nameRef(p.saved_group, groupName);
+  if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) nameRef(group, groupName);
+  nameShared(p.parent, userName, groupName);
+  nameShared(p.session_leader, userName, groupName);
+  nameShared(p.group_leader, userName, groupName);
+  nameShared(p.entry_leader, userName, groupName);
   if (event.user !== undefined && p.user?.name !== undefined) {
     event.user.name = p.user.name;
     if (event.user.effective !== undefined) event.user.effective.name = p.user.name;
   }
+  if (event.user?.Ext !== undefined && p.real_user?.name !== undefined) event.user.Ext.real.name = p.real_user.name;
   if (event.group !== undefined && p.group?.name !== undefined) event.group.name = p.group.name;
+  if (event.group?.Ext !== undefined && p.real_group?.name !== undefined) event.group.Ext.real.name = p.real_group.name;
 }

@@ -15,6 +15,7 @@ import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameIm
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
+import { decideEntryLeader, inheritAtFork, previousAfterExec, sshSourceIp } from './leaders.js';
 import { buildEndEvent, buildForkEvent } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
@@ -67,6 +68,10 @@ export interface SensorStats extends HasherStats {
   superseded: number;
   tableSize: number;
   tableEvicted: number;
+  /** Session and group leaders kept after their exit for members still running. */
+  leadersRetained: number;
+  /** Exited leaders dropped beyond the bound: their members' leader fields carry the pid only. */
+  leadersEvicted: number;
   nameLookUps: number;
   received: number;
   forks: number;
@@ -184,6 +189,7 @@ export class Sensor {
       this.options.logger.warn('without CAP_SYS_PTRACE, /proc hides the program, arguments and directory of other users\' processes: their events will be partial');
     }
     this.identity = await readHostIdentity();
+    this.table.entityNamespace = this.identity.entityNamespace;
     const offsets = addon.clockOffsets();
     this.clock = new Clock(offsets.realtimeMinusMonotonicMs, offsets.realtimeMinusBoottimeMs, offsets.nanosPerTick);
     const ack = new Promise<void>((resolve, reject) => {
@@ -266,6 +272,8 @@ export class Sensor {
       superseded: native?.superseded ?? 0,
       tableSize: this.table.size,
       tableEvicted: this.table.evicted,
+      leadersRetained: this.table.retainedLeaders,
+      leadersEvicted: this.table.leadersEvicted,
       nameLookUps: this.names?.lookUps ?? 0,
       received: native?.received ?? 0,
       forks: native?.forks ?? 0,
@@ -315,6 +323,26 @@ export class Sensor {
       entries.push([entry, snapshot.ppid]);
     }
     for (const [entry, ppid] of entries) this.linkParent(entry, ppid);
+    // Entry leaders are inherited, so each parent's comes first (quark walks its tree from the roots down too).
+    const ppids = new Map(entries);
+    const decided = new Set<ProcessEntry>();
+    const decide = (entry: ProcessEntry): void => {
+      const chain: ProcessEntry[] = [];
+      for (let at: ProcessEntry | undefined = entry; at !== undefined && !decided.has(at); at = at.parent) {
+        decided.add(at);
+        chain.push(at);
+      }
+      for (let i = chain.length - 1; i >= 0; i--) this.decideEntryLeader(chain[i] as ProcessEntry, ppids.get(chain[i] as ProcessEntry), undefined);
+    };
+    for (const [entry] of entries) decide(entry);
+  }
+
+  private decideEntryLeader(entry: ProcessEntry, ppid: number | undefined, inherited: ProcessEntry | undefined): void {
+    decideEntryLeader(entry, entry.parent, ppid, inherited, this.table.entityNamespace);
+    if (entry.entryMeta?.type === 'sshd') {
+      const ip = sshSourceIp(this.procRoot, entry);
+      if (ip !== undefined) entry.entryMeta.sourceIp = ip;
+    }
   }
 
   /** The parent from /proc's ppid, when that process is older than the child (pid reuse otherwise). */
@@ -349,6 +377,7 @@ export class Sensor {
           };
           if (parent !== undefined) {
             copyImage(parent, child);
+            inheritAtFork(parent, child);
             child.parent = parent;
           }
           this.table.set(child);
@@ -375,6 +404,8 @@ export class Sensor {
           if (entry === undefined) break;
           if (record.kind === RecordKind.uidChange) entry.uid = record.effectiveId;
           else entry.gid = record.effectiveId;
+          // Its fields as a parent or leader are rebuilt with the new id.
+          entry.ecs = undefined;
           break;
         }
         case RecordKind.overrun:
@@ -406,10 +437,14 @@ export class Sensor {
         // it was computed from a fork-time start one tick off.
         if (known.startTicks !== undefined && known.entityId !== undefined) entry.entityId = known.entityId;
         if (known.parent !== undefined) entry.parent = known.parent;
+        if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
+        const previous = previousAfterExec(known);
+        if (previous !== undefined) entry.previous = previous;
       } else {
         this.linkParent(entry, snapshot.ppid);
       }
       this.table.set(entry);
+      this.decideEntryLeader(entry, snapshot.ppid, known?.entryLeader);
     } else if (known !== undefined) {
       // Snapshot gone (the process exited first): the identity from the fork record stays; the program is unknown.
       entry = { pid, exited: known.exited };
@@ -417,9 +452,11 @@ export class Sensor {
       if (known.start !== undefined) entry.start = known.start;
       if (known.entityId !== undefined) entry.entityId = known.entityId;
       if (known.parent !== undefined) entry.parent = known.parent;
+      if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
+      if (known.entryLeader !== undefined) entry.entryLeader = known.entryLeader;
     }
     const parent = entry?.parent;
-    const event = buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered });
+    const event = buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered, table: this.table });
     this.addSnapshotFields(event, snapshot);
     return event;
   }

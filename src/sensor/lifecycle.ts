@@ -1,5 +1,6 @@
 import { ECS_VERSION, type EcsProcess, type ProcessEvent } from '../ecs/types.js';
-import { entityId, eventFields, parentFields, rawFields } from './enrich.js';
+import { entityId, eventFields, rawFields } from './enrich.js';
+import { summaryOf } from './leaders.js';
 import type { HostIdentity } from './host.js';
 import type { ProcessEntry } from './table.js';
 
@@ -59,11 +60,11 @@ export function buildEndEvent(pid: number, entry: ProcessEntry | undefined, exit
 
 function lifecycleEvent(action: 'fork' | 'end', pid: number, entry: ProcessEntry | undefined, context: LifecycleContext): ProcessEvent {
   const namespace = context.identity.entityNamespace;
-  const known = entry === undefined ? { pid } : parentFields(entry, namespace);
+  const known = entry === undefined ? { pid } : summaryOf(entry, namespace);
   // Without a start time the process cannot be identified across events; the id then names this event only.
   const process: EcsProcess = { ...known, pid, entity_id: known.entity_id ?? entityId(namespace, pid, -Date.parse(context.timestamp)) };
   const parent = entry?.parent;
-  if (parent !== undefined) process.parent = parentFields(parent, namespace);
+  if (parent !== undefined) process.parent = summaryOf(parent, namespace);
   const event: ProcessEvent = {
     '@timestamp': context.timestamp,
     event: eventFields(action, context.created),

@@ -1,4 +1,5 @@
-import type { RawProcessValues } from '../ecs/types.js';
+import type { EcsEntryLeader, EcsLeaderProcess, EcsParentProcess, EcsPreviousImage, EntryLeaderType, RawProcessValues } from '../ecs/types.js';
+import { ancestryOf } from './leaders.js';
 
 /**
  * What the sensor knows of each process, keyed by pid and checked by start time (a pid alone can be
@@ -38,16 +39,82 @@ export interface ProcessEntry {
   gid?: number;
   /** A kernel thread (PF_KTHREAD), or forked by one: no fork or end events, as Elastic Defend's probes skip them. */
   kernelThread?: boolean;
+  /** Real ids and supplemental groups (a fork copies them). */
+  ruid?: number;
+  rgid?: number;
+  groups?: readonly number[];
+  /** stat's session id, process-group id and tty_nr (a fork copies them; setsid/setpgid may change them before an exec). */
+  sid?: number;
+  pgid?: number;
+  ttyNr?: number;
   /** The process that forked this one, when the fork was seen (or known from /proc's ppid). */
   parent?: ProcessEntry;
+  /** process.previous: the images run before the current one, oldest first (a fork's child has none). */
+  previous?: readonly EcsPreviousImage[];
+  /**
+   * process.Ext.ancestry, computed on first use and kept: an exited entry drops its parent link, so its
+   * descendants read the chain from here.
+   */
+  ancestry?: readonly string[];
+  /** The entry leader (src/sensor/leaders.ts): decided at exec, inherited at fork. May be this entry. */
+  entryLeader?: ProcessEntry;
+  /** Only on an entry leader: why it is one, and its parent when it became one. */
+  entryMeta?: EntryMeta;
+  /**
+   * Its ECS fields as a parent, and as a leader of another process or of itself, built on first use and
+   * shared by every event that names it (user and group names are filled in place, once).
+   */
+  ecs?: {
+    parent: EcsParentProcess;
+    leader?: Omit<EcsParentProcess, 'command_line'>;
+    leaderSelf?: EcsLeaderProcess;
+    leaderOther?: EcsLeaderProcess;
+    entryLeader?: Omit<EcsEntryLeader, 'same_as_process'>;
+    entryLeaderSelf?: EcsEntryLeader;
+    entryLeaderOther?: EcsEntryLeader;
+  };
   exited: boolean;
 }
 
+export interface EntryMeta {
+  type: EntryLeaderType;
+  /** entry_meta.source.ip of an ssh entry (SSH_CONNECTION of the session's first process). */
+  sourceIp?: string;
+  parent?: { pid: number; start?: string; entityId?: string };
+}
+
+/**
+ * Session and process-group leaders that exited while members may live on (a daemon's setsid'd parent, a
+ * pipeline's first command), by pid. The kernel frees a pid only when no process uses it as a session or
+ * group id, so until that pid is used again it names this leader; beyond the bound the oldest go.
+ */
+const MAX_RETAINED_LEADERS = 4096;
+
 export class ProcessTable {
   private readonly live = new Map<number, ProcessEntry>();
+  private readonly exitedLeaders = new Map<number, ProcessEntry>();
   evicted = 0;
+  /** Exited leaders dropped beyond MAX_RETAINED_LEADERS: their members' leader fields carry the pid only. */
+  leadersEvicted = 0;
+  /** process.entity_id namespace (the host's), for the ancestry an exiting entry keeps. */
+  entityNamespace = '';
 
   constructor(private readonly maxEntries: number) {}
+
+  get retainedLeaders(): number {
+    return this.exitedLeaders.size;
+  }
+
+  /**
+   * The session or group leader with this pid (alive, or exited while its session or group went on), if
+   * it can be the leader of a process started at `memberStartTicks` (a leader starts before its members).
+   */
+  leader(pid: number, memberStartTicks: number | undefined): ProcessEntry | undefined {
+    const entry = this.live.get(pid) ?? this.exitedLeaders.get(pid);
+    if (entry === undefined) return undefined;
+    if (memberStartTicks !== undefined && entry.startTicks !== undefined && entry.startTicks > memberStartTicks + 1) return undefined;
+    return entry;
+  }
 
   get size(): number {
     return this.live.size;
@@ -67,7 +134,10 @@ export class ProcessTable {
       this.live.delete(entry.pid);
       // Same process (exec, or a fork entry getting its start time) or a newer one on a reused pid.
       const sameProcess = previous.startTicks === undefined || (entry.startTicks !== undefined && startsAt(previous, entry.startTicks));
-      if (previous !== entry && !sameProcess) markExited(previous);
+      if (previous !== entry && !sameProcess) this.markExited(previous);
+    } else {
+      // A new process on this pid: the exited leader it named has no members left.
+      this.exitedLeaders.delete(entry.pid);
     }
     this.live.set(entry.pid, entry);
     if (this.live.size > this.maxEntries) {
@@ -75,7 +145,7 @@ export class ProcessTable {
       if (!oldest.done) {
         const victim = this.live.get(oldest.value);
         this.live.delete(oldest.value);
-        if (victim !== undefined) markExited(victim);
+        if (victim !== undefined) this.markExited(victim);
         this.evicted++;
       }
     }
@@ -86,8 +156,30 @@ export class ProcessTable {
     const entry = this.live.get(pid);
     if (entry === undefined) return undefined;
     this.live.delete(pid);
-    markExited(entry);
+    this.markExited(entry);
+    if (entry.pid === entry.sid || entry.pid === entry.pgid) this.retainLeader(entry);
     return entry;
+  }
+
+  private retainLeader(entry: ProcessEntry): void {
+    // Kept for members that may exec later (most groups end with their leader): only what they read stays;
+    // their leader fields are rebuilt if asked for.
+    entry.ecs = undefined;
+    entry.previous = undefined;
+    this.exitedLeaders.delete(entry.pid);
+    this.exitedLeaders.set(entry.pid, entry);
+    if (this.exitedLeaders.size > MAX_RETAINED_LEADERS) {
+      const oldest = this.exitedLeaders.keys().next();
+      if (!oldest.done) this.exitedLeaders.delete(oldest.value);
+      this.leadersEvicted++;
+    }
+  }
+
+  private markExited(entry: ProcessEntry): void {
+    // Its children still need its ancestors after its own parent link goes.
+    if (entry.parent !== undefined && entry.ancestry === undefined) ancestryOf(entry, this.entityNamespace);
+    entry.exited = true;
+    entry.parent = undefined;
   }
 
   values(): IterableIterator<ProcessEntry> {
@@ -99,9 +191,4 @@ export class ProcessTable {
 export function startsAt(entry: ProcessEntry, startTicks: number): boolean {
   if (entry.startTicks === undefined) return true;
   return entry.startEstimated === true ? Math.abs(entry.startTicks - startTicks) <= 1 : entry.startTicks === startTicks;
-}
-
-function markExited(entry: ProcessEntry): void {
-  entry.exited = true;
-  entry.parent = undefined;
 }

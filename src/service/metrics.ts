@@ -31,6 +31,8 @@ const METRICS: Record<string, [MetricType, string]> = {
   'sensor.superseded': ['counter', 'Execs whose pid exec\'d again before it could be read.'],
   'sensor.tableSize': ['gauge', 'Processes in the process table.'],
   'sensor.tableEvicted': ['counter', 'Processes evicted from the full process table.'],
+  'sensor.leadersRetained': ['gauge', 'Session and group leaders kept after their exit for members still running.'],
+  'sensor.leadersEvicted': ['counter', 'Exited session and group leaders dropped beyond the bound.'],
   'sensor.nameLookUps': ['counter', 'User and group name look-ups (NSS).'],
   'sensor.received': ['counter', 'Kernel records received.'],
   'sensor.forks': ['counter', 'Fork records received.'],

@@ -8,10 +8,30 @@ interface EcsField {
 
 const ECS_FIELDS_FILE = new URL('../../../shared/ecs/ecs-fields.json', import.meta.url);
 
+const DEFEND_FIELDS_FILE = new URL('../../../shared/ecs/elastic-defend-linux-exec-fields.txt', import.meta.url);
+
+/**
+ * The types of the Elastic Defend `Ext` fields execsentry emits, as Defend's process data stream maps them
+ * (elastic/endpoint-package, package/endpoint/data_stream/process/fields/fields.yml). A field counts only if
+ * Defend's Linux exec event has it too.
+ */
+const DEFEND_EXT_TYPES: Record<string, EcsField> = {
+  'process.Ext.ancestry': { type: 'keyword', array: true },
+  'user.Ext.real.id': { type: 'keyword' },
+  'user.Ext.real.name': { type: 'keyword' },
+  'group.Ext.real.id': { type: 'keyword' },
+  'group.Ext.real.name': { type: 'keyword' },
+};
+
 let fields: Record<string, EcsField> | undefined;
 
+/** ECS fields, and the Defend Ext fields above that Defend's Linux exec event carries. */
 function ecsFields(): Record<string, EcsField> {
-  fields ??= (JSON.parse(readFileSync(ECS_FIELDS_FILE, 'utf8')) as { fields: Record<string, EcsField> }).fields;
+  if (fields === undefined) {
+    const ecs = (JSON.parse(readFileSync(ECS_FIELDS_FILE, 'utf8')) as { fields: Record<string, EcsField> }).fields;
+    const defend = new Set(readFileSync(DEFEND_FIELDS_FILE, 'utf8').split('\n'));
+    fields = { ...ecs, ...Object.fromEntries(Object.entries(DEFEND_EXT_TYPES).filter(([path]) => defend.has(path))) };
+  }
   return fields;
 }
 

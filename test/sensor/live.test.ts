@@ -1,6 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { eventFinder } from './helpers.js';
+import { expectEcsConformant, leaves } from '../engine/ecs.js';
 import { describeAsRoot } from '../helpers/privilege.js';
 import { stagedPath } from '../helpers/staged.js';
 
@@ -75,7 +75,7 @@ describeAsRoot('sensor on the live kernel', () => {
     );
     child.stdin?.end('exit\n');
     await exited(child);
-    expect(bash.user).toEqual({ id: '1', name: 'daemon', effective: { id: '1', name: 'daemon' } });
+    expect(bash.user).toEqual({ id: '1', name: 'daemon', effective: { id: '1', name: 'daemon' }, Ext: { real: { id: '1', name: 'daemon' } } });
     expect(bash.process.user).toEqual({ id: '1', name: 'daemon' });
     expect(bash.process.interactive).toBe(true);
     expect(bash.process.tty?.char_device.major).toBe(136); // a pseudo-terminal slave
@@ -176,38 +176,28 @@ describeAsRoot('sensor on the live kernel', () => {
     expect(event.process.parent?.name).toBe('runuser');
   });
 
-  it('emits only ECS fields with their ECS types (or execsentry.*)', async () => {
-    const ecs = JSON.parse(readFileSync(fileURLToPath(new URL('../../../shared/ecs/ecs-fields.json', import.meta.url)), 'utf8')) as {
-      fields: Record<string, { type: string }>;
-    };
+  it('emits only ECS fields with their ECS types (or Defend Ext fields, or execsentry.*)', async () => {
     const marker = `0.${unique()}`;
     const child = spawn('script', ['-qec', `/usr/bin/sleep ${marker}`, '/dev/null'], { stdio: ['pipe', 'ignore', 'ignore'] });
     const event = await eventWhere((e) => e.process.args?.[1] === marker && e.process.name === 'sleep', 'sleep in a terminal');
     child.kill();
     await exited(child);
-    const leaves: [string, unknown][] = [];
-    const walk = (value: unknown, path: string) => {
-      if (Array.isArray(value)) for (const item of value) walk(item, path);
-      else if (value !== null && typeof value === 'object') for (const [key, inner] of Object.entries(value)) walk(inner, path ? `${path}.${key}` : key);
-      else leaves.push([path, value]);
-    };
-    walk(event, '');
-    expect(leaves.length).toBeGreaterThan(40);
-    for (const must of ['process.parent.entity_id', 'process.tty.char_device.major', 'process.thread.capabilities.effective', 'host.os.kernel', 'user.effective.name']) {
-      expect(leaves.map(([path]) => path)).toContain(must);
+    const paths = leaves(event).map(([path]) => path);
+    expect(paths.length).toBeGreaterThan(40);
+    for (const must of [
+      'process.parent.entity_id',
+      'process.tty.char_device.major',
+      'process.thread.capabilities.effective',
+      'host.os.kernel',
+      'user.effective.name',
+      'process.session_leader.entity_id',
+      'process.entry_leader.entry_meta.type',
+      'process.Ext.ancestry',
+      'user.Ext.real.id',
+    ]) {
+      expect(paths).toContain(must);
     }
-    for (const [path, value] of leaves) {
-      if (path.startsWith('execsentry.')) continue;
-      const field = ecs.fields[path];
-      expect(field, `${path} is not an ECS field`).toBeDefined();
-      const type = field?.type;
-      if (type === 'keyword' || type === 'wildcard' || type === 'match_only_text' || type === 'constant_keyword') expect(typeof value, path).toBe('string');
-      else if (type === 'long') expect(Number.isSafeInteger(value), path).toBe(true);
-      else if (type === 'boolean') expect(typeof value, path).toBe('boolean');
-      else if (type === 'date') expect(new Date(value as string).toISOString(), path).toBe(value);
-      else if (type === 'ip') expect(isIP(value as string), path).not.toBe(0);
-      else throw new Error(`${path}: unexpected ECS type ${String(type)}`);
-    }
+    expectEcsConformant(event);
   });
 
   it('streams matching events as NDJSON with `execsentry events --filter` and stops on SIGINT', async () => {

@@ -56,6 +56,12 @@ describe('/proc parsers on recorded fixtures', () => {
     expect(snapshot(107).comm).toBe(' ');
   });
 
+  it('reads the supplemental groups of the Groups: line, none as an empty list, an unreadable status as unknown', () => {
+    expect(snapshot(100).groups).toEqual([0, 4, 24]);
+    expect(snapshot(102).groups).toEqual([]);
+    expect(snapshot(104).groups).toBeUndefined();
+  });
+
   it('keeps an empty argv as an empty list', () => {
     expect(snapshot(102).args).toEqual([]);
     expect(snapshot(102).partial).toBe(false);
