@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { ConfigSchema, type Config } from '../config.js';
+import { documentJson } from '../ecs/json.js';
 import type { ProcessEvent } from '../ecs/types.js';
 import { ValidationError } from '../errors.js';
 import { compileKql, KqlSyntaxError, type CompiledQuery } from '../kql/index.js';
@@ -64,7 +65,7 @@ export function registerEventsCommand(program: Command): void {
         let count = 0;
         for (const event of events) {
           if (filter !== undefined && !filter.matches(event)) continue;
-          lines += `${JSON.stringify(event)}\n`;
+          lines += `${documentJson(event)}\n`;
           count += 1;
         }
         if (count === 0) return;

@@ -1,3 +1,4 @@
+import { documentJson } from '../ecs/json.js';
 import type { Alert } from '../ecs/types.js';
 import type { Logger } from '../log.js';
 
@@ -43,7 +44,7 @@ export class EncodedAlert {
   constructor(readonly alert: Alert) {}
 
   get json(): string {
-    this.text ??= JSON.stringify(this.alert);
+    this.text ??= documentJson(this.alert);
     return this.text;
   }
 }

@@ -1,3 +1,5 @@
+import { markShared } from '../ecs/json.js';
+
 /**
  * Linux capability numbers (include/uapi/linux/capability.h) → the names ECS and Elastic Defend use in
  * process.thread.capabilities.*. A bit the list does not know yet (a newer kernel) is kept as CAP_<n>
@@ -62,7 +64,7 @@ export function capabilityNames(hexMask: string): readonly string[] {
     if ((mask >> BigInt(bit)) & 1n) names.push(CAPABILITY_NAMES[bit] ?? `CAP_${bit}`);
   }
   if (decoded.size >= MAX_CACHED_MASKS) decoded.clear();
-  decoded.set(hexMask, names);
+  decoded.set(hexMask, markShared(names));
   return names;
 }
 

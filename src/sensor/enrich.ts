@@ -343,14 +343,27 @@ function nameRef(ref: { id?: string; name?: string } | undefined, nameOf: NameOf
   if (name !== undefined) ref.name = name;
 }
 
+/**
+ * A user or group reference of a shared object is named once, even when several shared objects hold it
+ * (a leader's fields are a copy of its parent summary's): once an object has been encoded
+ * (src/ecs/json.ts markShared), nothing under it changes.
+ */
+const NAME_LOOKED_UP = Symbol('name looked up');
+
+function nameSharedRef(ref: ({ id?: string; name?: string } & { [NAME_LOOKED_UP]?: true }) | undefined, nameOf: NameOf): void {
+  if (ref === undefined || ref[NAME_LOOKED_UP] === true) return;
+  nameRef(ref, nameOf);
+  ref[NAME_LOOKED_UP] = true;
+}
+
 function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName: NameOf, groupName: NameOf): void {
   const shared = p as Shared | undefined;
   if (shared === undefined || shared[NAMED] === true) return;
-  nameRef(shared.user, userName);
-  nameRef(shared.real_user, userName);
-  nameRef(shared.group, groupName);
-  nameRef(shared.real_group, groupName);
-  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) nameRef(group, groupName);
+  nameSharedRef(shared.user, userName);
+  nameSharedRef(shared.real_user, userName);
+  nameSharedRef(shared.group, groupName);
+  nameSharedRef(shared.real_group, groupName);
+  if (shared.supplemental_groups !== undefined) for (const group of shared.supplemental_groups) nameSharedRef(group, groupName);
   // An id NSS did not know stays without a name for this object's lifetime (the process's, or its image's).
   shared[NAMED] = true;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { markShared } from '../ecs/json.js';
 import type { EcsAgent, EcsHost } from '../ecs/types.js';
 import { AGENT_VERSION } from '../version.js';
 
@@ -97,5 +98,6 @@ export async function readHostIdentity(): Promise<HostIdentity> {
   const full = osRelease.get('PRETTY_NAME');
   if (full) host.os.full = full;
   const entityNamespace = machineId ?? hostName;
-  return { host, agent: { type: 'execsentry', version: AGENT_VERSION, id: agentIdFor(entityNamespace) }, entityNamespace };
+  // Every event carries these same objects: their JSON is encoded once (src/ecs/json.ts).
+  return { host: markShared(host), agent: markShared({ type: 'execsentry', version: AGENT_VERSION, id: agentIdFor(entityNamespace) }), entityNamespace };
 }

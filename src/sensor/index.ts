@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ProcessAction, ProcessEvent } from '../ecs/types.js';
+import { markShared } from '../ecs/json.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -290,7 +291,7 @@ export class Sensor {
   private refreshAddresses(): void {
     if (this.identity === undefined) return;
     const { ip: _ip, mac: _mac, ...host } = this.identity.host;
-    this.identity = { ...this.identity, host: { ...host, ...networkAddresses() } };
+    this.identity = { ...this.identity, host: markShared({ ...host, ...networkAddresses() }) };
   }
 
   private get procRoot(): string {

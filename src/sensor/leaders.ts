@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { markShared } from '../ecs/json.js';
 import type { EcsEntryLeader, EcsLeaderProcess, EcsParentProcess, EcsPreviousImage, EntryLeaderType } from '../ecs/types.js';
 import { decodeTtyNr, entityIdOf } from './enrich.js';
 import type { EntryMeta, ProcessEntry, ProcessTable } from './table.js';
@@ -192,7 +193,7 @@ export function summaryOf(entry: ProcessEntry, namespace: string): EcsParentProc
   if (entry.rgid !== undefined) out.real_group = { id: String(entry.rgid) };
   if (entry.groups !== undefined && entry.groups.length > 0) out.supplemental_groups = entry.groups.map((gid) => ({ id: String(gid) }));
   if (entry.ttyNr !== undefined && entry.ttyNr !== 0) out.tty = { char_device: decodeTtyNr(entry.ttyNr) };
-  entry.ecs = { parent: out };
+  entry.ecs = { parent: markShared(out) };
   return out;
 }
 
@@ -214,8 +215,8 @@ export function leaderFields(leader: ProcessEntry, pid: number, namespace: strin
   const summary = asLeaderOnce(leader, namespace);
   const cache = (leader.ecs as NonNullable<ProcessEntry['ecs']>);
   // Built when first needed: a process-group leader often names only itself (one command of a shell).
-  if (leader.pid === pid) return (cache.leaderSelf ??= { ...summary, same_as_process: true });
-  return (cache.leaderOther ??= { ...summary, same_as_process: false });
+  if (leader.pid === pid) return (cache.leaderSelf ??= markShared({ ...summary, same_as_process: true }));
+  return (cache.leaderOther ??= markShared({ ...summary, same_as_process: false }));
 }
 
 /** process.entry_leader of the event of process `pid`, led by `leader`. */
@@ -234,8 +235,8 @@ export function entryLeaderFields(leader: ProcessEntry, meta: EntryMeta, pid: nu
     }
     cache.entryLeader = base;
   }
-  if (leader.pid === pid) return (cache.entryLeaderSelf ??= { ...cache.entryLeader, same_as_process: true });
-  return (cache.entryLeaderOther ??= { ...cache.entryLeader, same_as_process: false });
+  if (leader.pid === pid) return (cache.entryLeaderSelf ??= markShared({ ...cache.entryLeader, same_as_process: true }));
+  return (cache.entryLeaderOther ??= markShared({ ...cache.entryLeader, same_as_process: false }));
 }
 
 /** The entry leader `entry` points to, as the table knows it now (a leader that exec'd since is its newer entry). */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { documentJson } from '../../src/ecs/json.js';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
@@ -198,6 +199,8 @@ describeAsRoot('sensor on the live kernel', () => {
       expect(paths).toContain(must);
     }
     expectEcsConformant(event);
+    // its shared parts (parent, leaders, host, capability lists) encoded once give the same text
+    expect(documentJson(event)).toBe(JSON.stringify(event));
   });
 
   it('streams matching events as NDJSON with `execsentry events --filter` and stops on SIGINT', async () => {

@@ -1,0 +1,61 @@
+/**
+ * The JSON text of process events and alerts, reusing the text of the parts many events share.
+ *
+ * An exec event's parent, session, group and entry leaders, host and capability lists are the same objects
+ * from one event to the next (the sensor builds them once per process or per host and never changes them
+ * once they have left it), and they are more than half of an event's bytes. Encoding them once, at their
+ * first use, halves what `JSON.stringify` does per event. The text is exactly JSON.stringify's: the same
+ * keys in the same order, undefined values left out, symbol keys unseen.
+ */
+
+/** Marked objects → their JSON (null until first encoded). */
+const sharedText = new WeakMap<object, string | null>();
+
+/** How deep into plain objects the encoder looks for shared parts (event → process → thread → capabilities). */
+const MAX_DEPTH = 4;
+
+/**
+ * Marks `value` as shared and never changed again once encoded: its JSON is computed at its first
+ * encoding and reused. Returns value.
+ */
+export function markShared<T extends object>(value: T): T {
+  if (!sharedText.has(value)) sharedText.set(value, null);
+  return value;
+}
+
+/** JSON.stringify(document), reusing the text of its shared parts. */
+export function documentJson(document: object): string {
+  return valueJson(document, MAX_DEPTH) ?? 'null';
+}
+
+function valueJson(value: unknown, depth: number): string | undefined {
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const shared = sharedText.get(value);
+  if (shared !== undefined) {
+    if (shared !== null) return shared;
+    const text = JSON.stringify(value);
+    sharedText.set(value, text);
+    return text;
+  }
+  if (depth === 0 || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value);
+  let out = '{';
+  for (const key of Object.keys(value)) {
+    const text = valueJson((value as Record<string, unknown>)[key], depth - 1);
+    if (text === undefined) continue;
+    out += `${out.length === 1 ? '' : ','}${quotedKey(key)}:${text}`;
+  }
+  return `${out}}`;
+}
+
+/** Field names repeat in every event: each is quoted once. */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4096;
+
+function quotedKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
