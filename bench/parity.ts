@@ -22,7 +22,8 @@ import type { ProcessEvent } from '../src/ecs/types.js';
 import { SSH, sshdUnavailable, startSshd } from '../test/helpers/sshd.js';
 
 const CLI = resolve(process.env.BENCH_PARITY_CLI ?? 'dist/cli.js');
-const DEFEND_FIELDS = resolve('../shared/ecs/elastic-defend-linux-exec-fields.txt');
+const DEFEND_FIELDS_PATH = '../shared/ecs/elastic-defend-linux-exec-fields.txt';
+const DEFEND_FIELDS = resolve(DEFEND_FIELDS_PATH);
 const README = resolve('README.md');
 const LOGIN_USER = 'execsentry-parity';
 const LOGIN_GROUPS = ['users', 'cdrom'];
@@ -300,7 +301,7 @@ chmodSync(scratch, 0o755);
 const user = createLoginUser(join(scratch, 'home'));
 const observations: Observation[] = [];
 let login = '';
-try {
+const failure = await (async (): Promise<unknown> => {
   const sshd = await startSshd({ acceptEnv: Object.keys(CLIENT_ENVIRONMENT) });
   try {
     const agents: RunningAgent[] = [];
@@ -332,15 +333,16 @@ try {
   } finally {
     await sshd.stop();
   }
-} finally {
-  user.remove();
-  rmSync(scratch, { recursive: true, force: true });
-}
+  return undefined;
+})().catch((error: unknown) => error ?? 'failed');
+user.remove();
+rmSync(scratch, { recursive: true, force: true });
+if (failure !== undefined) fail(failure instanceof Error ? failure.message.replace(/^bench:parity: /, '') : String(failure));
 
 if (process.env.BENCH_PARITY_EVENTS !== undefined) {
   writeFileSync(process.env.BENCH_PARITY_EVENTS, observations.map((seen) => JSON.stringify({ configuration: seen.configuration.label, exec: seen.exec, end: seen.end })).join('\n') + '\n');
 }
-const lines = [`Elastic Defend parity of an interactive login shell's exec event (${defendFields.length} fields: ${DEFEND_FIELDS})`, `login: ${login}`];
+const lines = [`Elastic Defend parity of an interactive login shell's exec event (${defendFields.length} fields: ${DEFEND_FIELDS_PATH})`, `login: ${login}`];
 for (const seen of observations) {
   const { present, absent } = classify(seen);
   lines.push('', `${seen.configuration.label}: ${present} / ${defendFields.length} fields`);

@@ -33,7 +33,7 @@ export function sshdUnavailable(): string | undefined {
     try {
       accessSync(program, constants.X_OK);
     } catch {
-      return `${program} not found: install ${pkg} (scripts/system-deps.sh does)`;
+      return `${program} not found or not executable: install ${pkg} (scripts/system-deps.sh does)`;
     }
   }
   return undefined;
