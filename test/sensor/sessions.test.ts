@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import type { EcsLeaderProcess, ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { describeAsRoot } from '../helpers/privilege.js';
+import { SSH, startSshd } from '../helpers/sshd.js';
 import { eventFinder } from './helpers.js';
 
 /**
@@ -73,46 +73,10 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
   });
 
   it('makes the shell of an ssh login the entry leader of its session, type sshd, with the client address', async () => {
-    const dir = join(scratch, 'ssh');
-    mkdirSync(dir, { mode: 0o700 });
-    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation directory
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')]);
-    writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    writeFileSync(
-      join(dir, 'sshd_config'),
-      [
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${join(dir, 'host_key')}`,
-        `PidFile ${join(dir, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-        'StrictModes no',
-        'UsePAM no',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'PermitRootLogin prohibit-password',
-        '',
-      ].join('\n'),
-    );
-    const sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: 'ignore' });
+    const sshd = await startSshd();
     try {
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const up = await new Promise<boolean>((resolve) => {
-          const socket = connect(port, '127.0.0.1', () => resolve(socket.end() !== undefined)).on('error', () => resolve(false));
-        });
-        if (up) break;
-        if (Date.now() > deadline) throw new Error('sshd did not listen');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
       const marker = `0.3${unique()}`;
-      const ssh = spawn(
-        'ssh',
-        ['-tt', '-i', join(dir, 'client_key'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-p', String(port), 'root@127.0.0.1', `/bin/sleep ${marker}; true`],
-        { stdio: ['pipe', 'ignore', 'ignore'] },
-      );
+      const ssh = spawn(SSH, sshd.loginArguments('root', { command: `/bin/sleep ${marker}; true` }), { stdio: ['pipe', 'ignore', 'ignore'] });
       const sleep = await sleepWith(marker, 15_000);
       await exited(ssh);
       const shell = execOf(sleep.process.parent?.pid, sleep, 'the login shell');
@@ -133,8 +97,7 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
       expectLeaderIs(sleep.process.group_leader, shell, false);
       expect(sleep.process.parent?.tty).toEqual(shell.process.tty);
     } finally {
-      sshd.kill();
-      await exited(sshd);
+      await sshd.stop();
     }
   }, 30_000);
 
