@@ -102,6 +102,7 @@ struct Record {
   // uid/gid change: the new effective id; exit: the task's exit_code (a wait status: the exit_group() code
   // << 8, or the killing signal | 0x80 for a core dump); subscribed/read error: errno
   uint32_t value = 0;
+  uint32_t realId = 0;      // uid/gid change: the new real id
   uint64_t startTicks = 0;  // fork: the child's start time in /proc's clock ticks, from the record's time
   std::optional<Snapshot> snapshot;
 };
@@ -575,6 +576,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
           record.kind = event.what == proc_event::PROC_EVENT_UID ? kUidChange : kGidChange;
           record.pid = event.event_data.id.process_tgid;
           record.value = event.event_data.id.e.euid;  // the same union slot as egid for a gid change
+          record.realId = event.event_data.id.r.ruid;  // and as rgid
           break;
         default:
           continue;  // sid, ptrace, comm, coredump: nothing the sensor uses
@@ -704,6 +706,7 @@ Napi::Value RecordToJs(Napi::Env env, const Keys& keys, const Record& record) {
     case kGidChange:
       put(Key::kPid, record.pid);
       put(Key::kEffectiveId, record.value);
+      put(Key::kRealId, record.realId);
       break;
     case kSubscribed:
     case kReadError:

@@ -6,7 +6,7 @@ namespace {
 
 // In the order of enum Key.
 constexpr const char* kNames[] = {
-    "kind", "code", "timeNs", "pid", "parentPid", "startTicks", "effectiveId",
+    "kind", "code", "timeNs", "pid", "parentPid", "startTicks", "effectiveId", "realId",
     "snapshot", "partial", "exited", "denied", "reused", "kernelThread", "comm", "ppid", "pgid", "sid", "ttyNr", "uids",
     "gids", "capEff", "capPrm", "executable", "executableBytes", "cwd", "cwdBytes", "pathsLossy", "args", "argsTruncated",
     "argsLossy", "argsBytes", "stdio", "type", "path", "device", "protocol", "localIp", "localPort", "remoteIp", "remotePort",

@@ -8,7 +8,7 @@
 namespace execsentry {
 
 enum class Key : unsigned {
-  kKind, kCode, kTimeNs, kPid, kParentPid, kStartTicks, kEffectiveId,
+  kKind, kCode, kTimeNs, kPid, kParentPid, kStartTicks, kEffectiveId, kRealId,
   kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
   kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
   kArgsLossy, kArgsBytes, kStdio, kType, kPath, kDevice, kProtocol, kLocalIp, kLocalPort, kRemoteIp, kRemotePort,

@@ -130,7 +130,7 @@ export type ConnectorRecord =
    * exit_group() shifted left by 8, or the killing signal (| 0x80 when it dumped core). Threads never get here.
    */
   | { kind: typeof RecordKind.exit; timeNs: number; pid: number; exitStatus: number }
-  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number }
+  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number; realId: number }
   | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
 

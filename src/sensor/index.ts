@@ -403,8 +403,15 @@ export class Sensor {
         case RecordKind.gidChange: {
           const entry = this.table.get(record.pid);
           if (entry === undefined) break;
-          if (record.kind === RecordKind.uidChange) entry.uid = record.effectiveId;
-          else entry.gid = record.effectiveId;
+          // The record has both: a setuid() that changes the real id too (a login's session process
+          // dropping root) would otherwise leave it stale in every child's process.parent.real_user.
+          if (record.kind === RecordKind.uidChange) {
+            entry.uid = record.effectiveId;
+            entry.ruid = record.realId;
+          } else {
+            entry.gid = record.effectiveId;
+            entry.rgid = record.realId;
+          }
           // Its fields as a parent or leader are rebuilt with the new id.
           entry.ecs = undefined;
           break;

@@ -249,6 +249,16 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(event.process.supplemental_groups).toBeUndefined();
   });
 
+  it('follows a parent that changes its real and effective ids after its exec (as a login drops root)', async () => {
+    const marker = `0.3${unique()}`;
+    // perl sets gid then uid (real and effective) with no exec of its own, then starts sleep: only the
+    // connector's uid/gid change records tell the table
+    const perl = spawn('perl', ['-e', `$( = $) = "1 1"; $< = $> = 1; system("/bin/sleep", "${marker}") == 0 or die`], { stdio: 'ignore' });
+    const sleep = await sleepWith(marker);
+    expect(await exited(perl)).toBe(0);
+    expect(sleep.process.parent).toMatchObject({ name: 'perl', user: { id: '1' }, real_user: { id: '1' }, group: { id: '1' }, real_group: { id: '1' } });
+  });
+
   it('gives processes alive at start-up their leaders, parents before children', async () => {
     const marker = `0.97${unique()}`;
     // A session that exists before the second sensor starts: its leader is known only from the /proc scan.
