@@ -150,6 +150,7 @@ export class Sensor {
         algorithms,
         maxFileBytes: options.maxHashFileBytes ?? DEFAULT_MAX_HASH_FILE_BYTES,
         waitMs: options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS,
+        logger: options.logger,
       });
     }
     this.produce(options.events ?? ['exec']);
@@ -274,7 +275,7 @@ export class Sensor {
       readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
-      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0 }),
+      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0, hashWorkerRestarts: 0, hashWorkerErrors: 0 }),
     };
   }
 
