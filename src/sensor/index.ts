@@ -244,8 +244,15 @@ export class Sensor {
       this.finalConnectorStats = this.connector.stats(); // final: the reader thread has ended
     }
     this.names?.close();
+    // Events already built are delivered before stop() resolves: those waiting for their hash get it first,
+    // or go without once each has waited sensor.hashWaitMs (its own timer, started when it was built).
+    if (this.hasher !== undefined && this.delivering !== undefined) {
+      const waitMs = this.options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS;
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([this.delivering, new Promise<void>((resolve) => (bound = setTimeout(resolve, waitMs)))]);
+      clearTimeout(bound);
+    }
     await this.hasher?.close();
-    // Events already handed to NSS look-ups are delivered before stop() resolves.
     await this.delivering;
   }
 
