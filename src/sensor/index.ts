@@ -15,7 +15,7 @@ import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameIm
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
-import { buildEndEvent, buildForkEvent } from './lifecycle.js';
+import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -346,19 +346,7 @@ export class Sensor {
           break;
         }
         case RecordKind.fork: {
-          const parent = this.table.get(record.parentPid);
-          // A fork copies the parent's image: the child is the parent's program until it execs.
-          const child: ProcessEntry = {
-            pid: record.pid,
-            startTicks: record.startTicks,
-            startEstimated: true,
-            start: clock.fromStartTicks(record.startTicks),
-            exited: false,
-          };
-          if (parent !== undefined) {
-            copyImage(parent, child);
-            child.parent = parent;
-          }
+          const child = forkedEntry(record, this.table.get(record.parentPid), clock.fromStartTicks(record.startTicks));
           this.table.set(child);
           if (this.lifecycle.fork && child.kernelThread !== true) {
             (events ??= []).push(buildForkEvent(child, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
@@ -520,18 +508,4 @@ export class Sensor {
         }
       });
   }
-}
-
-function copyImage(from: ProcessEntry, to: ProcessEntry): void {
-  if (from.executable !== undefined) to.executable = from.executable;
-  if (from.name !== undefined) to.name = from.name;
-  if (from.commName !== undefined) to.commName = from.commName;
-  if (from.args !== undefined) to.args = from.args;
-  if (from.commandLine !== undefined) to.commandLine = from.commandLine;
-  if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
-  if (from.raw !== undefined) to.raw = from.raw;
-  if (from.interactive !== undefined) to.interactive = from.interactive;
-  if (from.uid !== undefined) to.uid = from.uid;
-  if (from.gid !== undefined) to.gid = from.gid;
-  if (from.kernelThread !== undefined) to.kernelThread = from.kernelThread;
 }

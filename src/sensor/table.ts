@@ -36,7 +36,7 @@ export interface ProcessEntry {
   /** Effective ids, as Elastic Defend reports the parent's user.id / group.id. */
   uid?: number;
   gid?: number;
-  /** A kernel thread (PF_KTHREAD), or forked by one: no fork or end events, as Elastic Defend's probes skip them. */
+  /** A kernel thread (PF_KTHREAD: its snapshot says so, or kthreadd forked it): no fork or end events, as Elastic Defend's probes skip them. */
   kernelThread?: boolean;
   /** The process that forked this one, when the fork was seen (or known from /proc's ppid). */
   parent?: ProcessEntry;
