@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -125,7 +125,10 @@ describe('process hashes', () => {
   it('refuses what /proc/PID/exe links to when it is not the exec\'d file (the pid now runs another program)', async () => {
     hasher = new Hasher({ algorithms: ['sha256'], maxFileBytes: 1 << 30, waitMs: 5_000 });
     const { child } = await run(program('other'));
-    const event = await hashed(hasher, snapshotOf(program('the exec\'d one'), child.pid as number));
+    const execd = program('the exec\'d one');
+    const snapshot = snapshotOf(execd, child.pid as number);
+    rmSync(execd); // nor is it at its path
+    const event = await hashed(hasher, snapshot);
     expect(event.process.hash).toBeUndefined();
     expect(event.execsentry?.hash_missing).toBe('changed');
   });
@@ -144,21 +147,46 @@ describe('process hashes', () => {
     expect(event.process.hash).toEqual({ sha256: sha256(SLEEP) });
   });
 
-  it('never opens the path of a process that has exited: a FIFO there stalls nothing, and nothing is hashed from it', async () => {
-    hasher = new Hasher({ algorithms: ['sha256'], maxFileBytes: 1 << 30, waitMs: 1_000 });
-    // the same file, unchanged, at its path: it was hashed from there before; now the exec goes without
+  it('hashes the file of a process that has exited from its path, while that is the same file', async () => {
+    hasher = new Hasher({ algorithms: ['sha256'], maxFileBytes: 1 << 30, waitMs: 5_000 });
     const path = program('gone');
-    const unhashed = await hashed(hasher, snapshotOf(path, GONE));
-    expect(unhashed.process.hash).toBeUndefined();
-    expect(unhashed.execsentry?.hash_missing).toBe('exited');
+    const event = await hashed(hasher, snapshotOf(path, GONE));
+    expect(event.execsentry?.hash_missing).toBeUndefined();
+    expect(event.process.hash).toEqual({ sha256: sha256(readFileSync(path)) });
+    // and a path that leads nowhere any more
+    const removed = program('removed');
+    const snapshot = snapshotOf(removed, GONE);
+    rmSync(removed);
+    expect((await hashed(hasher, snapshot)).execsentry?.hash_missing).toBe('exited');
+  });
+
+  it('refuses a path that is no longer the exec\'d file', async () => {
+    hasher = new Hasher({ algorithms: ['sha256'], maxFileBytes: 1 << 30, waitMs: 5_000 });
+    const path = program('original');
+    const snapshot = snapshotOf(path, GONE);
+    rmSync(path);
+    writeFileSync(path, 'replacement');
+    const event = await hashed(hasher, snapshot);
+    expect(event.process.hash).toBeUndefined();
+    expect(event.execsentry?.hash_missing).toBe('changed');
+  });
+
+  it('opens nothing but the exec\'d file at a path: a FIFO there stalls nothing, a symlink is not followed', async () => {
+    hasher = new Hasher({ algorithms: ['sha256'], maxFileBytes: 1 << 30, waitMs: 1_000 });
+    const path = program('linked');
     // a FIFO where the exited process's program was: opening it for reading would wait for a writer forever
     const fifo = join(scratch, `fifo-${++counter}`);
-    const made = spawn('mkfifo', [fifo], { stdio: 'ignore' });
-    await exited(made);
+    await exited(spawn('mkfifo', [fifo], { stdio: 'ignore' }));
     expect(statSync(fifo).isFIFO()).toBe(true);
     const stalled = await hashed(hasher, { ...snapshotOf(path, GONE), executable: fifo, exeFileKey: '1:2:3:4:5', exeFileSize: 3 });
-    expect(stalled.execsentry?.hash_missing).toBe('exited');
-    // the files behind it are hashed as ever
+    expect(stalled.execsentry?.hash_missing).toBe('changed');
+    // a symlink to the very file: the kernel's path of an exec'd file has none, so one there was put there since
+    const link = join(scratch, `link-${++counter}`);
+    symlinkSync(path, link);
+    const followed = await hashed(hasher, { ...snapshotOf(path, GONE), executable: link });
+    expect(followed.process.hash).toBeUndefined();
+    expect(followed.execsentry?.hash_missing).toBe('changed');
+    // the files behind them are hashed as ever
     for (const padding of ['ls', 'cat', 'env']) {
       const { snapshot } = await run(program(padding));
       const event = await hashed(hasher, snapshot);
