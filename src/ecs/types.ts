@@ -190,10 +190,11 @@ export interface ExecsentryProcessExtras {
   /**
    * Why process.hash is absent although sensor.hashes asks for it: too_large (over sensor.maxHashFileBytes),
    * timeout (not ready within sensor.hashWaitMs; hashed on and cached for the next exec), busy (too many
-   * files waiting to be hashed), changed (neither /proc/PID/exe nor the path was the exec'd file any more),
-   * unreadable.
+   * files waiting to be hashed), exited (the process was gone before its file was read, and nothing is left at
+   * its path), changed (neither /proc/PID/exe nor the path was the exec'd file any more, or the file changed while
+   * read), unreadable.
    */
-  hash_missing?: 'too_large' | 'timeout' | 'busy' | 'changed' | 'unreadable';
+  hash_missing?: 'too_large' | 'timeout' | 'busy' | 'exited' | 'changed' | 'unreadable';
   /** End events of a process a signal killed: the signal's number (process.exit_code is then 0, as Defend reports it). */
   exit_signal?: number;
   /** End events of a process killed by a signal that dumped core. */

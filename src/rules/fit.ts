@@ -3,7 +3,7 @@ import { PROCESS_ACTION_TYPE, PROCESS_EVENT_CONSTANTS, type ProcessAction } from
 import { junctionOperands, parseEql, printEqlExpression, unwrapParens, type EqlEventFilter, type EqlExpression } from '../eql/index.js';
 import { foldCase } from '../eql/regex.js';
 import { compileEqlWildcard } from '../eql/wildcard.js';
-import { parseKql, printKql, type KqlNode } from '../kql/index.js';
+import { parseKql, printKql, type KqlNode, type KqlTerm } from '../kql/index.js';
 import { compileWildcard } from '../kql/wildcard.js';
 
 /**
@@ -59,11 +59,18 @@ export interface RequiredTerms {
  * (not missing-event stages, not `until`).
  */
 export interface QueryConditions {
-  readonly filters: readonly { readonly conditions: readonly FieldCondition[]; readonly mustMatch: boolean }[];
+  readonly filters: readonly {
+    readonly conditions: readonly FieldCondition[];
+    readonly mustMatch: boolean;
+    /** The process events (event.action) the filter can match and needs: see namedActions. */
+    readonly actions: readonly ProcessAction[];
+  }[];
 }
 
 export function queryConditions(language: 'kuery' | 'eql', query: string): QueryConditions {
-  return { filters: language === 'eql' ? eqlFilterConditions(query) : [{ conditions: kqlConditions(query), mustMatch: true }] };
+  if (language === 'eql') return { filters: eqlFilterConditions(query) };
+  const root = parseKql(query);
+  return { filters: [{ conditions: kqlConditions(root), mustMatch: true, actions: namedBy(kqlLevels(root)) }] };
 }
 
 /**
@@ -80,9 +87,10 @@ export function impossibleConditionRemark(ruleName: string, query: QueryConditio
       const values = produced.map((value) => JSON.stringify(value)).join(', ');
       return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${condition.text}, but ${condition.field} is ${produced.length === 1 ? 'always' : 'one of'} ${values} in execsentry's events`;
     }
-    if (filterActions(filter.conditions)?.length === 0) {
+    if (filter.actions.length === 0) {
       const texts = filter.conditions.filter((condition) => condition.field === 'event.action' || condition.field === 'event.type').map((condition) => condition.text);
-      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${texts.join(' and ')}, which no event of execsentry's has together (exec and fork events are of event.type "start", end events of "end")`;
+      const required = texts.length > 0 ? texts.join(' and ') : 'event.action and event.type values';
+      return `rule ${JSON.stringify(ruleName)} can never match here: it requires ${required}, which no event of execsentry's has together (exec and fork events are of event.type "start", end events of "end")`;
     }
   }
   return undefined;
@@ -92,10 +100,20 @@ const PROCESS_ACTIONS: readonly ProcessAction[] = ['exec', 'fork', 'end'];
 
 /**
  * The process events a rule is evaluated on, and so the fork and end events the sensor must produce for it:
- * per filter (a sequence's stages, missing-event ones and `until` included: their events matter), the
- * actions its top-level event.action and event.type conditions let through; a filter with neither takes exec
- * events only. A fork is named only by an event.action condition (`event.type:start` alone keeps to execs);
- * an end by either (`event.type == "end"`).
+ * the union of what each filter names (a sequence's stages, missing-event ones and `until` included: their
+ * events matter). The engine evaluates the whole rule on them: once one stage of a sequence names fork, its
+ * other stages see fork events too, as in Elasticsearch.
+ *
+ * What a filter names, over-approximated (producing fork or end events a rule turns out not to need costs CPU;
+ * missing them loses detections):
+ * - a condition on event.action names the actions it lets through; one on event.type names exec for "start"
+ *   and end for "end", but no fork (`event.type:start` alone keeps to execs, see below);
+ * - `and` keeps what every operand lets through, `or` names what any operand names (`(event.action:fork and
+ *   …) or (event.action:end and …)` names fork and end);
+ * - a negation of, or any other use of event.action or event.type (`!=`, `not in`, a function, a regular
+ *   expression, a field pattern or free text that may be either) names all three;
+ * - reading process.exit_code or process.end, which only end events carry, names end;
+ * - a filter that names nothing else takes exec events.
  *
  * Elasticsearch on Elastic Defend data would match a query without such conditions (`process.name:bash`)
  * against fork and end events too. Here such a rule sees execs only (unless `sensor.events` makes every
@@ -103,22 +121,54 @@ const PROCESS_ACTIONS: readonly ProcessAction[] = ['exec', 'fork', 'end'];
  * costs no fork or end events at all.
  */
 export function namedActions(query: QueryConditions): ProcessAction[] {
-  const named = new Set<ProcessAction>();
-  for (const filter of query.filters) for (const action of filterActions(filter.conditions) ?? ['exec']) named.add(action);
+  const named = new Set(query.filters.flatMap((filter) => filter.actions));
   return PROCESS_ACTIONS.filter((action) => named.has(action));
 }
 
-/** The actions a filter's top-level event.action / event.type conditions let through; undefined when it has none. */
-function filterActions(conditions: readonly FieldCondition[]): ProcessAction[] | undefined {
-  const onAction = conditions.filter((condition) => condition.field === 'event.action');
-  const onType = conditions.filter((condition) => condition.field === 'event.type');
-  if (onAction.length === 0 && onType.length === 0) return undefined;
-  return PROCESS_ACTIONS.filter(
-    (action) =>
-      (onAction.length > 0 || action !== 'fork') &&
-      onAction.every((condition) => condition.accepts(action)) &&
-      onType.every((condition) => condition.accepts(PROCESS_ACTION_TYPE[action])),
-  );
+/**
+ * Per action, what a (sub)query says of it: 0 it cannot match that action's events; 1 it may, but does not
+ * name them (no condition on event.action, or `event.type:start` for forks); 2 it names them.
+ */
+type ActionLevel = 0 | 1 | 2;
+type ActionLevels = Readonly<Record<ProcessAction, ActionLevel>>;
+/** No condition on the action: exec events, as every rule gets them; fork and end only if named elsewhere. */
+const UNCONSTRAINED: ActionLevels = { exec: 2, fork: 1, end: 1 };
+const EVERY_ACTION: ActionLevels = { exec: 2, fork: 2, end: 2 };
+const READS_END_FIELD: ActionLevels = { exec: 2, fork: 1, end: 2 };
+const ACTION_FIELDS = ['event.action', 'event.type'];
+/** Fields only end events carry. */
+const END_FIELDS = ['process.exit_code', 'process.end'];
+
+function bothLevels(a: ActionLevels, b: ActionLevels): ActionLevels {
+  const level = (action: ProcessAction): ActionLevel => (a[action] === 0 || b[action] === 0 ? 0 : (Math.max(a[action], b[action]) as ActionLevel));
+  return { exec: level('exec'), fork: level('fork'), end: level('end') };
+}
+
+function eitherLevels(a: ActionLevels, b: ActionLevels): ActionLevels {
+  return { exec: Math.max(a.exec, b.exec) as ActionLevel, fork: Math.max(a.fork, b.fork) as ActionLevel, end: Math.max(a.end, b.end) as ActionLevel };
+}
+
+function namedBy(levels: ActionLevels): ProcessAction[] {
+  return PROCESS_ACTIONS.filter((action) => levels[action] === 2);
+}
+
+/** A condition on event.action or event.type, or anything else, given which fields the latter reads. */
+function leafLevels(condition: FieldCondition | undefined, reads: (fields: readonly string[]) => boolean): ActionLevels {
+  if (condition?.field === 'event.action') {
+    const level = (action: ProcessAction): ActionLevel => (condition.accepts(action) ? 2 : 0);
+    return { exec: level('exec'), fork: level('fork'), end: level('end') };
+  }
+  if (condition?.field === 'event.type') {
+    const start = condition.accepts(PROCESS_ACTION_TYPE.exec);
+    return { exec: start ? 2 : 0, fork: start ? 1 : 0, end: condition.accepts(PROCESS_ACTION_TYPE.end) ? 2 : 0 };
+  }
+  return opaqueLevels(reads);
+}
+
+/** A part of a query read as a whole (a negation, a function, a nested query): only which fields it reads counts. */
+function opaqueLevels(reads: (fields: readonly string[]) => boolean): ActionLevels {
+  if (reads(ACTION_FIELDS)) return EVERY_ACTION;
+  return reads(END_FIELDS) ? READS_END_FIELD : UNCONSTRAINED;
 }
 
 /**
@@ -143,13 +193,47 @@ export function requiredTerms(query: QueryConditions, field: string): RequiredTe
 
 // ---- KQL --------------------------------------------------------------------------------------------------
 
-function kqlConditions(query: string): FieldCondition[] {
-  const root = parseKql(query);
+function kqlConditions(root: KqlNode): FieldCondition[] {
   const conjuncts = root.type === 'and' ? root.children : [root];
   return conjuncts.flatMap((conjunct) => {
     const condition = kqlCondition(conjunct);
     return condition === undefined ? [] : [condition];
   });
+}
+
+function kqlLevels(node: KqlNode): ActionLevels {
+  switch (node.type) {
+    case 'and':
+      return node.children.map(kqlLevels).reduce(bothLevels, UNCONSTRAINED);
+    case 'or':
+      return node.children.map(kqlLevels).reduce(eitherLevels, { exec: 0, fork: 0, end: 0 });
+    case 'is':
+      return leafLevels(kqlCondition(node), (fields) => kqlReads(node, fields));
+    default:
+      return opaqueLevels((fields) => kqlReads(node, fields));
+  }
+}
+
+/** Whether `node` may read one of `fields`: a field pattern or free text (no field) that may be one counts. */
+function kqlReads(node: KqlNode, fields: readonly string[], prefix = ''): boolean {
+  const names = (term: KqlTerm | null): boolean => {
+    if (term === null) return true;
+    const matches = term.kind === 'literal' ? (field: string) => field === prefix + term.text : (field: string) => compileWildcard([prefix + (term.parts[0] ?? ''), ...term.parts.slice(1)])(field);
+    return fields.some(matches);
+  };
+  switch (node.type) {
+    case 'and':
+    case 'or':
+      return node.children.some((child) => kqlReads(child, fields, prefix));
+    case 'not':
+      return kqlReads(node.child, fields, prefix);
+    case 'nested':
+      return node.path.kind === 'wildcard' || kqlReads(node.query, fields, `${prefix}${node.path.text}.`);
+    case 'match_all':
+      return false;
+    default:
+      return names(node.field);
+  }
 }
 
 /** `f:v` or `f:(a or b)` (an or of `is` on one literal field), as KQL compares keywords: exactly, `*` patterns. */
@@ -200,7 +284,41 @@ function eqlFilterConditions(query: string): QueryConditions['filters'] {
       const condition = eqlCondition(conjunct);
       return condition === undefined ? [] : [condition];
     }),
+    actions: namedBy(eqlLevels(filter.condition)),
   }));
+}
+
+function eqlLevels(e: EqlExpression): ActionLevels {
+  const inner = unwrapParens(e);
+  if (inner.type === 'and') return bothLevels(eqlLevels(inner.left), eqlLevels(inner.right));
+  if (inner.type === 'or') return eitherLevels(eqlLevels(inner.left), eqlLevels(inner.right));
+  return leafLevels(inner.type === 'not' ? undefined : eqlCondition(inner), (fields) => eqlReads(inner, fields));
+}
+
+/** Whether `e` reads one of `fields`. */
+function eqlReads(e: EqlExpression, fields: readonly string[]): boolean {
+  switch (e.type) {
+    case 'field':
+      return fields.includes(e.name);
+    case 'literal':
+      return false;
+    case 'function':
+      return e.args.some((arg) => eqlReads(arg, fields));
+    case 'compare':
+    case 'arithmetic':
+    case 'and':
+    case 'or':
+      return eqlReads(e.left, fields) || eqlReads(e.right, fields);
+    case 'negate':
+    case 'not':
+      return eqlReads(e.operand, fields);
+    case 'in':
+      return eqlReads(e.value, fields) || e.list.some((item) => eqlReads(item, fields));
+    case 'match':
+      return eqlReads(e.value, fields);
+    case 'paren':
+      return eqlReads(e.expression, fields);
+  }
 }
 
 /** `f == "v"`, `f in ("a", "b")`, `f : "p*"` (and `in~`, `like`, `like~`), or an or of them on one field. */

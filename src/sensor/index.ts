@@ -16,8 +16,8 @@ import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameIm
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
-import { decideEntryLeader, inheritAtFork, previousAfterExec, sshSourceIp } from './leaders.js';
-import { buildEndEvent, buildForkEvent } from './lifecycle.js';
+import { decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
+import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
 
@@ -156,6 +156,7 @@ export class Sensor {
         algorithms,
         maxFileBytes: options.maxHashFileBytes ?? DEFAULT_MAX_HASH_FILE_BYTES,
         waitMs: options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS,
+        logger: options.logger,
       });
     }
     this.produce(options.events ?? ['exec']);
@@ -250,8 +251,15 @@ export class Sensor {
       this.finalConnectorStats = this.connector.stats(); // final: the reader thread has ended
     }
     this.names?.close();
+    // Events already built are delivered before stop() resolves: those waiting for their hash get it first,
+    // or go without once each has waited sensor.hashWaitMs (its own timer, started when it was built).
+    if (this.hasher !== undefined && this.delivering !== undefined) {
+      const waitMs = this.options.hashWaitMs ?? DEFAULT_HASH_WAIT_MS;
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([this.delivering, new Promise<void>((resolve) => (bound = setTimeout(resolve, waitMs)))]);
+      clearTimeout(bound);
+    }
     await this.hasher?.close();
-    // Events already handed to NSS look-ups are delivered before stop() resolves.
     await this.delivering;
   }
 
@@ -283,7 +291,7 @@ export class Sensor {
       readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
-      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0 }),
+      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0, hashWorkerRestarts: 0, hashWorkerErrors: 0 }),
     };
   }
 
@@ -367,20 +375,7 @@ export class Sensor {
           break;
         }
         case RecordKind.fork: {
-          const parent = this.table.get(record.parentPid);
-          // A fork copies the parent's image: the child is the parent's program until it execs.
-          const child: ProcessEntry = {
-            pid: record.pid,
-            startTicks: record.startTicks,
-            startEstimated: true,
-            start: clock.fromStartTicks(record.startTicks),
-            exited: false,
-          };
-          if (parent !== undefined) {
-            copyImage(parent, child);
-            inheritAtFork(parent, child);
-            child.parent = parent;
-          }
+          const child = forkedEntry(record, this.table.get(record.parentPid), clock.fromStartTicks(record.startTicks));
           this.table.set(child);
           if (this.lifecycle.fork && child.kernelThread !== true) {
             (events ??= []).push(buildForkEvent(child, { identity, timestamp: clock.fromMonotonicNs(record.timeNs), created }));
@@ -557,18 +552,4 @@ export class Sensor {
         }
       });
   }
-}
-
-function copyImage(from: ProcessEntry, to: ProcessEntry): void {
-  if (from.executable !== undefined) to.executable = from.executable;
-  if (from.name !== undefined) to.name = from.name;
-  if (from.commName !== undefined) to.commName = from.commName;
-  if (from.args !== undefined) to.args = from.args;
-  if (from.commandLine !== undefined) to.commandLine = from.commandLine;
-  if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
-  if (from.raw !== undefined) to.raw = from.raw;
-  if (from.interactive !== undefined) to.interactive = from.interactive;
-  if (from.uid !== undefined) to.uid = from.uid;
-  if (from.gid !== undefined) to.gid = from.gid;
-  if (from.kernelThread !== undefined) to.kernelThread = from.kernelThread;
 }

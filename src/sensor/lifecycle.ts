@@ -1,6 +1,6 @@
 import { ECS_VERSION, type EcsProcess, type ProcessEvent } from '../ecs/types.js';
 import { entityId, eventFields, rawFields } from './enrich.js';
-import { summaryOf } from './leaders.js';
+import { inheritAtFork, summaryOf } from './leaders.js';
 import type { HostIdentity } from './host.js';
 import type { ProcessEntry } from './table.js';
 
@@ -18,9 +18,50 @@ import type { ProcessEntry } from './table.js';
  *   and `process.exit_code`.
  *
  * Only processes: the connector's thread creations and exits (pid ≠ tgid) never get here (native/connector.cc),
- * and kernel threads are skipped as Defend's probe skips them (elastic/ebpf GPL/Events/Process/Probe.bpf.c,
- * sched_process_fork and the exit hook both return early for PF_KTHREAD tasks).
+ * and kernel threads are skipped as Defend's probe skips them (elastic/ebpf GPL/Events/Process/Probe.bpf.c:
+ * sched_process_fork returns early when the *child* is a kernel thread, the exit hook when the exiting task
+ * is). A process forked by a kernel thread is not one: see forkedEntry.
  */
+
+/** kthreadd, the kernel thread that creates every other (kernel/kthread.c). */
+const KTHREADD_PID = 2;
+
+/**
+ * The table entry of a fork's child: a copy of its parent's image (it runs it until it execs), linked to the
+ * parent when the table knows it.
+ *
+ * Whether the child is a kernel thread (PF_KTHREAD) is not inherited: copy_process() (kernel/fork.c) clears
+ * PF_KTHREAD and sets it only for kernel_thread(), which kthreadd calls for every kernel thread it is asked
+ * for (kernel/kthread.c kthreadd → create_kthread); the other kernel threads, kthreadd and the idle tasks,
+ * exist before the connector can be listened to. A kernel thread's fork of anything else is a user-mode helper
+ * (kernel/umh.c: a kworker runs user_mode_thread(), which does not ask for PF_KTHREAD): modprobe, a
+ * core_pattern pipe handler, the hotplug helper, whose fork and end events Defend reports. So a child is a
+ * kernel thread exactly when kthreadd forked it. (Before Linux 5.17 a helper kept the kworker's PF_KTHREAD
+ * until its exec, so Defend's probe skipped its fork there.)
+ */
+export function forkedEntry(record: { pid: number; parentPid: number; startTicks: number }, parent: ProcessEntry | undefined, start: string): ProcessEntry {
+  const child: ProcessEntry = { pid: record.pid, startTicks: record.startTicks, startEstimated: true, start, exited: false };
+  if (parent !== undefined) {
+    copyImage(parent, child);
+    inheritAtFork(parent, child);
+    child.parent = parent;
+  }
+  if (record.parentPid === KTHREADD_PID) child.kernelThread = true;
+  return child;
+}
+
+function copyImage(from: ProcessEntry, to: ProcessEntry): void {
+  if (from.executable !== undefined) to.executable = from.executable;
+  if (from.name !== undefined) to.name = from.name;
+  if (from.commName !== undefined) to.commName = from.commName;
+  if (from.args !== undefined) to.args = from.args;
+  if (from.commandLine !== undefined) to.commandLine = from.commandLine;
+  if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
+  if (from.raw !== undefined) to.raw = from.raw;
+  if (from.interactive !== undefined) to.interactive = from.interactive;
+  if (from.uid !== undefined) to.uid = from.uid;
+  if (from.gid !== undefined) to.gid = from.gid;
+}
 
 export interface LifecycleContext {
   identity: HostIdentity;

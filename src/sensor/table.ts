@@ -37,7 +37,7 @@ export interface ProcessEntry {
   /** Effective ids, as Elastic Defend reports the parent's user.id / group.id. */
   uid?: number;
   gid?: number;
-  /** A kernel thread (PF_KTHREAD), or forked by one: no fork or end events, as Elastic Defend's probes skip them. */
+  /** A kernel thread (PF_KTHREAD: its snapshot says so, or kthreadd forked it): no fork or end events, as Elastic Defend's probes skip them. */
   kernelThread?: boolean;
   /** Real ids and supplemental groups (a fork copies them). */
   ruid?: number;

@@ -45,6 +45,8 @@ const METRICS: Record<string, [MetricType, string]> = {
   'sensor.hashedBytes': ['counter', 'Bytes read to hash executable files.'],
   'sensor.hashCacheHits': ['counter', 'Exec events whose hashes came from the cache.'],
   'sensor.hashTimeouts': ['counter', 'Exec events sent without hashes after sensor.hashWaitMs.'],
+  'sensor.hashWorkerRestarts': ['counter', 'Hash worker threads restarted because one file took longer than its deadline.'],
+  'sensor.hashWorkerErrors': ['counter', 'Errors of the hash worker thread.'],
   'engine.rules': ['gauge', 'Rules held by the engine.'],
   'engine.enabledRules': ['gauge', 'Enabled rules held by the engine.'],
   'engine.events': ['counter', 'Events evaluated.'],

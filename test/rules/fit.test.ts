@@ -57,7 +57,12 @@ describe('conditions the sensor never satisfies', () => {
     expect(impossible('eql', 'sequence with maxspan=1m [process where true] ![process where event.action == "ptrace"]')).toBeUndefined();
   });
 
-  it('an event.action and event.type that no event has together', () => {
+  it('an event.action and event.type that no event has together, at the top level or in every branch', () => {
+    expect(impossible('kuery', '(event.type:end and event.action:fork) or (event.type:start and event.action:end)')).toBe(
+      'rule "R" can never match here: it requires event.action and event.type values, which no event of execsentry\'s has together (exec and fork events are of event.type "start", end events of "end")',
+    );
+    expect(impossible('kuery', '(event.type:end and event.action:fork) or (event.type:start and event.action:exec)')).toBeUndefined();
+    expect(impossible('kuery', 'event.type:start and not event.action:exec')).toBeUndefined();
     expect(impossible('eql', 'process where event.type == "end" and event.action == "fork"')).toBe(
       'rule "R" can never match here: it requires event.type == "end" and event.action == "fork", which no event of execsentry\'s has together (exec and fork events are of event.type "start", end events of "end")',
     );
@@ -78,9 +83,39 @@ describe('the process events a rule names', () => {
     expect(actions('kuery', 'event.category:process and event.type:start and event.action:exec and user.name:daemon')).toEqual(['exec']);
     // on Defend data these would match fork events too; here they keep to execs (README: what a rule sees)
     expect(actions('eql', 'process where event.type == "start" and process.name == "bash"')).toEqual(['exec']);
-    expect(actions('kuery', 'not event.action:exec')).toEqual(['exec']);
-    // nested conditions do not name anything: only the top level is read
-    expect(actions('kuery', '(event.action:fork and process.name:a) or process.name:b')).toEqual(['exec']);
+    expect(actions('kuery', 'not process.name:bash')).toEqual(['exec']);
+  });
+
+  it('end for a query reading process.exit_code or process.end, which only end events carry', () => {
+    expect(actions('kuery', 'process.exit_code:137')).toEqual(['exec', 'end']);
+    expect(actions('eql', 'process where process.exit_code != 0 and process.name == "sudo"')).toEqual(['exec', 'end']);
+    expect(actions('eql', 'process where process.end > process.start')).toEqual(['exec', 'end']);
+    expect(actions('kuery', 'not process.exit_code:0')).toEqual(['exec', 'end']);
+    // an end event never has event.type "start": this one cannot need them
+    expect(actions('eql', 'process where event.type == "start" and process.exit_code != 0')).toEqual(['exec']);
+  });
+
+  it('an or names what each of its branches names, at any depth', () => {
+    expect(actions('kuery', '(event.action:fork and process.name:bash) or (event.action:end and process.name:sh)')).toEqual(['fork', 'end']);
+    expect(actions('eql', 'process where (event.action == "fork" and process.name == "bash") or (event.action == "end" and process.name == "sh")')).toEqual(['fork', 'end']);
+    expect(actions('kuery', '(event.action:fork and process.name:a) or process.name:b')).toEqual(['exec', 'fork']);
+    expect(actions('kuery', 'process.name:a and (event.action:fork or (event.type:end and process.name:b))')).toEqual(['fork', 'end']);
+    expect(actions('eql', 'process where process.name == "a" and (event.type == "start" or process.pid == 1)')).toEqual(['exec']);
+  });
+
+  it('all three for a negated or otherwise opaque use of event.action or event.type', () => {
+    const all = ['exec', 'fork', 'end'];
+    expect(actions('kuery', 'not event.action:exec')).toEqual(all);
+    expect(actions('kuery', 'process.name:a and not event.type:end')).toEqual(all);
+    expect(actions('eql', 'process where event.action != "exec"')).toEqual(all);
+    expect(actions('eql', 'process where not event.action == "exec"')).toEqual(all);
+    expect(actions('eql', 'process where event.action not in ("exec", "end")')).toEqual(all);
+    expect(actions('eql', 'process where startsWith(event.action, "f")')).toEqual(all);
+    expect(actions('eql', 'process where event.action regex "fo.*"')).toEqual(all);
+    expect(actions('kuery', 'event.action:* and process.name:a')).toEqual(all);
+    expect(actions('kuery', 'event.*:fork')).toEqual(all);
+    expect(actions('kuery', 'fork')).toEqual(all);
+    expect(actions('kuery', 'event:{ action:fork }')).toEqual(all);
   });
 
   it('fork when event.action lets it through, end for event.action or an event.type of "end"', () => {

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
 import { Sensor } from '../../src/sensor/index.js';
-import { exitCodeOf } from '../../src/sensor/lifecycle.js';
+import { native } from '../../src/native.js';
+import { buildForkEvent, exitCodeOf, forkedEntry } from '../../src/sensor/lifecycle.js';
+import type { ProcessEntry } from '../../src/sensor/table.js';
 import { expectEcsConformant } from '../engine/ecs.js';
 import { describeAsRoot } from '../helpers/privilege.js';
 import { eventFinder } from './helpers.js';
@@ -32,6 +34,46 @@ describe('exit status → process.exit_code', () => {
     expect(exitCodeOf(255 << 8)).toBe(255);
     expect(exitCodeOf(9)).toBe(0);
     expect(exitCodeOf(0x80 | 11)).toBe(0);
+  });
+});
+
+describe('kernel threads and the user-mode helpers they fork', () => {
+  // the table as the /proc seed makes it (kernelThread from the snapshot's PF_KTHREAD), and fork records as
+  // the connector delivers them (pid, parent's pid, start ticks) on this host: kthreadd starting a kworker,
+  // that kworker starting a core_pattern pipe handler (kernel/umh.c), and a shell's subshell
+  const kthreadd: ProcessEntry = { pid: 2, startTicks: 0, kernelThread: true, exited: false };
+  const kworker: ProcessEntry = { pid: 57, startTicks: 31, kernelThread: true, parent: kthreadd, exited: false };
+  const shell: ProcessEntry = { pid: 900, startTicks: 5000, executable: '/usr/bin/bash', name: 'bash', args: ['bash'], uid: 0, gid: 0, exited: false };
+  const start = '2026-12-01T22:00:00.000Z';
+
+  it('a child of kthreadd is a kernel thread: no fork or end events for it', () => {
+    expect(forkedEntry({ pid: 3120, parentPid: 2, startTicks: 81234 }, kthreadd, start).kernelThread).toBe(true);
+  });
+
+  it('a process a kworker forks is not: a user-mode helper gets its fork event, as Defend reports it', () => {
+    const helper = forkedEntry({ pid: 3121, parentPid: 57, startTicks: 81240 }, kworker, start);
+    expect(helper.kernelThread).toBeUndefined();
+    expect(helper.parent).toBe(kworker);
+    const identity = { host: { hostname: 'h' }, agent: { type: 'execsentry' }, entityNamespace: 'n' } as unknown as Parameters<typeof buildForkEvent>[1]['identity'];
+    const fork = buildForkEvent(helper, { identity, timestamp: start, created: start });
+    expect(fork.event.action).toBe('fork');
+    expect(fork.process.pid).toBe(3121);
+    expect(fork.process.parent?.pid).toBe(57);
+  });
+
+  it('a user process\'s child is not, and runs a copy of its parent\'s image', () => {
+    const child = forkedEntry({ pid: 901, parentPid: 900, startTicks: 5001 }, shell, start);
+    expect(child.kernelThread).toBeUndefined();
+    expect(child).toMatchObject({ pid: 901, startTicks: 5001, startEstimated: true, start, executable: '/usr/bin/bash', args: ['bash'], uid: 0, parent: shell });
+  });
+
+  it('on this kernel, the kernel threads are exactly kthreadd and its children', async () => {
+    const snapshots = await native().scanProcesses('/proc', 4096);
+    const kernelThreads = snapshots.filter((snapshot) => snapshot.kernelThread === true);
+    expect(kernelThreads.length).toBeGreaterThan(1);
+    for (const thread of kernelThreads) expect(thread.pid === 2 || thread.ppid === 2, `kernel thread ${thread.pid} (ppid ${thread.ppid})`).toBe(true);
+    // the ones gone since the scan read them excepted: a child of kthreadd that is no kernel thread would be
+    for (const child of snapshots.filter((snapshot) => snapshot.ppid === 2 && snapshot.exited !== true)) expect(child.kernelThread, `child ${child.pid} of kthreadd`).toBe(true);
   });
 });
 
