@@ -348,12 +348,12 @@ function nameRef(ref: { id?: string; name?: string } | undefined, nameOf: NameOf
  * (a leader's fields are a copy of its parent summary's): once an object has been encoded
  * (src/ecs/json.ts markShared), nothing under it changes.
  */
-const NAME_LOOKED_UP = Symbol('name looked up');
+const namesLookedUp = new WeakSet<object>();
 
-function nameSharedRef(ref: ({ id?: string; name?: string } & { [NAME_LOOKED_UP]?: true }) | undefined, nameOf: NameOf): void {
-  if (ref === undefined || ref[NAME_LOOKED_UP] === true) return;
+function nameSharedRef(ref: { id?: string; name?: string } | undefined, nameOf: NameOf): void {
+  if (ref === undefined || namesLookedUp.has(ref)) return;
   nameRef(ref, nameOf);
-  ref[NAME_LOOKED_UP] = true;
+  namesLookedUp.add(ref);
 }
 
 function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName: NameOf, groupName: NameOf): void {
