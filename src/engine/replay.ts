@@ -67,7 +67,7 @@ function explainEvent(options: ReplayOptions, lineNumber: number, event: Process
     const compiled = rule.compiled;
     let verdict: string;
     if (!evaluatesAction(rule, action)) {
-      verdict = `not evaluated: a rule sees ${String(action)} events only when its query names them (event.action, or event.type "end")`;
+      verdict = `not evaluated: a rule sees ${String(action)} events only when its query can match them (README: Fork and end events)`;
     } else if (compiled.kind === 'sequence') {
       const stages = compiled.matchingStages(event);
       verdict = stages.length === 0 ? 'matches no stage of the sequence' : `matches sequence stage ${stages.join(', ')} of ${compiled.spec.stages.length}`;

@@ -55,9 +55,9 @@ describe('fork and end events in the engine', () => {
     });
     await store.close();
     expect(lines.filter((line) => line.startsWith('events:2:'))).toEqual([
-      'events:2: rule "names no action": not evaluated: a rule sees fork events only when its query names them (event.action, or event.type "end")',
+      'events:2: rule "names no action": not evaluated: a rule sees fork events only when its query can match them (README: Fork and end events)',
       'events:2: rule "names fork": matched',
-      'events:2: rule "names end": not evaluated: a rule sees fork events only when its query names them (event.action, or event.type "end")',
+      'events:2: rule "names end": not evaluated: a rule sees fork events only when its query can match them (README: Fork and end events)',
     ]);
     expect(lines.filter((line) => line.startsWith('events:3:'))[2]).toBe('events:3: rule "names end": matched');
   });
