@@ -317,6 +317,12 @@ std::atomic<bool>& PidfdInfoFlag() {
   return flag;
 }
 
+// pidfd_getfd (Linux 5.6): true until the kernel answers ENOSYS once, so older kernels are asked only once.
+std::atomic<bool>& PidfdGetfdFlag() {
+  static std::atomic<bool> flag{true};
+  return flag;
+}
+
 bool Gone(int error) { return error == ENOENT || error == ESRCH; }
 bool Refused(int error) { return error == EACCES || error == EPERM; }
 
@@ -333,13 +339,18 @@ std::string SocketProtocolAt(const char* path) {
 
 // The socket's protocol through the process's fd link, opened O_PATH relative to its directory (no driver
 // open, never another process's fd) and asked through our own fd's /proc/self path, since getxattr has no
-// *at form before Linux 6.13.
-std::string SocketProtocol(int dirFd, const char* fdName) {
+// *at form before Linux 6.13. Only if the link still leads to the stream's socket: the process may have
+// put another file on that fd since the stream was read.
+std::string SocketProtocol(int dirFd, const char* fdName, uint64_t socketInode) {
   int fd = openat(dirFd, fdName, O_PATH | O_CLOEXEC);
   if (fd < 0) return {};
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  std::string protocol = SocketProtocolAt(path);
+  std::string protocol;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == socketInode) {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    protocol = SocketProtocolAt(path);
+  }
   close(fd);
   return protocol;
 }
@@ -374,7 +385,10 @@ bool IsIpProtocol(const std::string& protocol) {
 // The copy counts only if it is the socket stat() saw. Nothing is learnt when the kernel refuses.
 void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
   int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidFd, fd, 0));
-  if (copy < 0) return;
+  if (copy < 0) {
+    if (errno == ENOSYS) PidfdGetfdFlag() = false;
+    return;
+  }
   struct stat st;
   if (fstat(copy, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
     struct sockaddr_storage address;
@@ -437,7 +451,7 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
 // service's stdout and stderr on the journal) is asked once. `pidFd` may be -1: one is opened only for an IP
 // socket, and trusted only if the process directory still answers after it was opened (so the pid had not
 // changed hands).
-void DescribeSockets(int dirFd, int32_t pid, int pidFd, std::optional<StdStream> (&stdio)[3]) {
+void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::optional<StdStream> (&stdio)[3]) {
   int ownPidFd = -1;
   for (int fd = 0; fd < 3; fd++) {
     StdStream* stream = stdio[fd] ? &*stdio[fd] : nullptr;
@@ -452,8 +466,8 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, std::optional<StdStream>
     }
     char name[8];
     std::snprintf(name, sizeof name, "fd/%d", fd);
-    stream->protocol = SocketProtocol(dirFd, name);
-    if (!IsIpProtocol(stream->protocol)) continue;
+    stream->protocol = SocketProtocol(dirFd, name, stream->socketInode);
+    if (!IsIpProtocol(stream->protocol) || !copySockets || !PidfdGetfdFlag()) continue;
     if (pidFd < 0 && ownPidFd < 0) {
       ownPidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
       struct stat st;
@@ -462,7 +476,7 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, std::optional<StdStream>
         ownPidFd = -1;
       }
     }
-    ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream);
+    if (pidFd >= 0 || ownPidFd >= 0) ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream);
   }
   if (ownPidFd >= 0) close(ownPidFd);
 }
@@ -656,7 +670,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
         }
       }
     }
-    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, snapshot.stdio);
+    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, !request.withoutPidfdGetfd, snapshot.stdio);
     for (const auto& stream : snapshot.stdio) missing = missing || !stream;
   }
 

@@ -119,6 +119,9 @@ struct SnapshotRequest {
   // Ids and capabilities from /proc/<pid>/status even where the kernel offers PIDFD_GET_INFO (tests of the
   // older-kernel path; a procRoot other than /proc always reads status).
   bool idsFromStatus = false;
+  // Never copy a standard stream's socket with pidfd_getfd, as on a kernel before 5.6 that lacks it (tests of
+  // that path): a socket stream then has its protocol, not its ends.
+  bool withoutPidfdGetfd = false;
   // Environment variables to capture (process.env_vars); environ is read only when there are some. Owned
   // by the caller, alive for the call.
   const std::vector<std::string>* envVarNames = nullptr;

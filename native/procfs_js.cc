@@ -146,7 +146,7 @@ namespace {
 class ScanWorker : public Napi::AsyncWorker {
  public:
   ScanWorker(Napi::Env env, std::string procRoot, size_t maxArgsBytes, std::vector<int32_t> pids, bool allPids,
-             std::vector<std::string> envVarNames, bool exeFileKey)
+             std::vector<std::string> envVarNames, bool exeFileKey, bool withoutPidfdGetfd)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         procRoot_(std::move(procRoot)),
@@ -154,7 +154,8 @@ class ScanWorker : public Napi::AsyncWorker {
         pids_(std::move(pids)),
         allPids_(allPids),
         envVarNames_(std::move(envVarNames)),
-        exeFileKey_(exeFileKey) {}
+        exeFileKey_(exeFileKey),
+        withoutPidfdGetfd_(withoutPidfdGetfd) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -168,6 +169,7 @@ class ScanWorker : public Napi::AsyncWorker {
       request.maxArgsBytes = maxArgsBytes_;
       request.envVarNames = &envVarNames_;
       request.exeFileKey = exeFileKey_;
+      request.withoutPidfdGetfd = withoutPidfdGetfd_;
       Snapshot snapshot = TakeSnapshot(request);
       // A pid listed but gone before its stat was read is simply no longer a process.
       if (snapshot.stat) snapshots_.push_back(std::move(snapshot));
@@ -192,11 +194,12 @@ class ScanWorker : public Napi::AsyncWorker {
   bool allPids_;
   std::vector<std::string> envVarNames_;
   bool exeFileKey_;
+  bool withoutPidfdGetfd_;
   std::vector<Snapshot> snapshots_;
 };
 
-// scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey? }?) → Promise<Snapshot[]>: every pid
-// of procRoot, or the given ones.
+// scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey?, withoutPidfdGetfd? }?) →
+// Promise<Snapshot[]>: every pid of procRoot, or the given ones.
 Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
@@ -211,15 +214,16 @@ Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < list.Length(); i++) pids.push_back(list.Get(i).As<Napi::Number>().Int32Value());
   }
   std::vector<std::string> envVarNames;
-  bool exeFileKey = false;
+  bool exeFileKey = false, withoutPidfdGetfd = false;
   if (info.Length() >= 4 && info[3].IsObject()) {
     Napi::Object extras = info[3].As<Napi::Object>();
     envVarNames = StringList(extras.Get("envVarNames"));
     exeFileKey = extras.Get("exeFileKey").ToBoolean().Value();
+    withoutPidfdGetfd = extras.Get("withoutPidfdGetfd").ToBoolean().Value();
   }
   double maxArgs = info[1].As<Napi::Number>().DoubleValue();
   auto* worker = new ScanWorker(env, info[0].As<Napi::String>().Utf8Value(), maxArgs > 0 ? static_cast<size_t>(maxArgs) : 0,
-                                std::move(pids), allPids, std::move(envVarNames), exeFileKey);
+                                std::move(pids), allPids, std::move(envVarNames), exeFileKey, withoutPidfdGetfd);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

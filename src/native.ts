@@ -39,6 +39,11 @@ export interface SnapshotExtras {
   envVarNames?: string[];
   /** stat() the exec'd file through /proc/PID/exe for the hash cache (ProcSnapshot.exeFileKey). */
   exeFileKey?: boolean;
+  /**
+   * Never copy a socket with pidfd_getfd, as on a kernel before 5.6 (tests only): socket streams keep their
+   * protocol, not their ends. (A kernel answering ENOSYS is remembered after the first snapshot.)
+   */
+  withoutPidfdGetfd?: boolean;
 }
 
 export interface UserEntry {
@@ -53,8 +58,8 @@ export interface ProcessConnectorOptions extends SnapshotExtras {
   /** Where /proc is (tests only). */
   procRoot?: string;
   /**
-   * Listen as on a kernel before 6.6/6.13 (one socket with a BPF filter, ids from /proc/PID/status), even
-   * on a newer one (tests only: the older kernels' path must keep working).
+   * Listen as on a kernel before 6.6/6.13 (one socket with a BPF filter, ids from /proc/PID/status) and 5.6
+   * (no pidfd_getfd: no socket ends), even on a newer one (tests only: the older kernels' path must keep working).
    */
   legacyKernel?: boolean;
 }
@@ -200,7 +205,7 @@ export interface StdStreamSnapshot {
   device?: [number, number];
   /** socket: the protocol sockfs names it by ('TCP', 'TCPv6', 'UDP', 'UDPv6', 'UNIX-STREAM', 'UNIX', 'NETLINK', …). */
   protocol?: string;
-  /** TCP and UDP sockets found in the process's network namespace's table: its ends (remote only when connected). */
+  /** IP sockets: both ends, from a pidfd_getfd copy (Linux 5.6+, ptrace access; remote only when connected). */
   localIp?: string;
   localPort?: number;
   remoteIp?: string;
