@@ -323,6 +323,39 @@ std::atomic<bool>& PidfdGetfdFlag() {
   return flag;
 }
 
+// The attributes the snapshot needs of a file reached through a /proc link (or of an fd: name "" and
+// AT_EMPTY_PATH), from the kernel's cache, never from the file's filesystem: with AT_STATX_DONT_SYNC, FUSE
+// (fs/fuse/dir.c fuse_update_get_attr) and NFS (fs/nfs/inode.c nfs_getattr) answer from their cached
+// attributes where a plain stat() may send a request that a user's FUSE daemon or a dead server leaves
+// unanswered, freezing the reader thread. On such filesystems a cached size or time may be stale. statx is
+// Linux 4.11+: on an older kernel, fstatat (remembered after the first ENOSYS).
+bool CachedStat(int dirFd, const char* name, int flags, unsigned int mask, struct stat* st) {
+  static std::atomic<bool> statxMissing{false};
+  if (!statxMissing.load(std::memory_order_relaxed)) {
+    struct statx stx;
+    if (statx(dirFd, name, flags | AT_STATX_DONT_SYNC, mask, &stx) == 0) {
+      if ((stx.stx_mask & mask) != mask) {
+        errno = EOPNOTSUPP;
+        return false;
+      }
+      std::memset(st, 0, sizeof *st);
+      st->st_mode = stx.stx_mode;
+      st->st_ino = stx.stx_ino;
+      st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+      st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+      st->st_size = static_cast<off_t>(stx.stx_size);
+      st->st_mtim = timespec{static_cast<time_t>(stx.stx_mtime.tv_sec), static_cast<long>(stx.stx_mtime.tv_nsec)};
+      st->st_ctim = timespec{static_cast<time_t>(stx.stx_ctime.tv_sec), static_cast<long>(stx.stx_ctime.tv_nsec)};
+      return true;
+    }
+    if (errno != ENOSYS) return false;
+    statxMissing = true;
+  }
+  return fstatat(dirFd, name, st, flags) == 0;
+}
+
+constexpr unsigned int kStatxKind = STATX_TYPE | STATX_MODE | STATX_INO;  // with the device, always filled
+
 bool Gone(int error) { return error == ENOENT || error == ESRCH; }
 bool Refused(int error) { return error == EACCES || error == EPERM; }
 
@@ -346,7 +379,7 @@ std::string SocketProtocol(int dirFd, const char* fdName, uint64_t socketInode) 
   if (fd < 0) return {};
   std::string protocol;
   struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == socketInode) {
+  if (CachedStat(fd, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == socketInode) {
     char path[32];
     std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     protocol = SocketProtocolAt(path);
@@ -390,7 +423,7 @@ void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
     return;
   }
   struct stat st;
-  if (fstat(copy, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
+  if (CachedStat(copy, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
     struct sockaddr_storage address;
     socklen_t length = sizeof address;
     if (getsockname(copy, reinterpret_cast<sockaddr*>(&address), &length) == 0) FormatAddress(address, length, &stream->localIp, &stream->localPort);
@@ -401,7 +434,7 @@ void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
   close(copy);
 }
 
-// One standard stream, from stat() through its fd link: the file type (and a socket's inode), then the link's
+// One standard stream, from its attributes through its fd link (cached: CachedStat): the file type (and a socket's inode), then the link's
 // text only where it is a path worth reporting (a file, a device other than /dev/null) and no earlier stream
 // of the same file read it. nullopt = unknown, errno-like cause in *error
 // (ENOENT: no such fd, which is "closed" only if the process was not leaving, as the caller decides).
@@ -409,7 +442,7 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
   char name[8];
   std::snprintf(name, sizeof name, "fd/%d", fd);
   *error = 0;
-  if (fstatat(dirFd, name, st, 0) != 0) {
+  if (!CachedStat(dirFd, name, 0, kStatxKind, st)) {
     *error = errno;
     return std::nullopt;
   }
@@ -471,7 +504,7 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::o
     if (pidFd < 0 && ownPidFd < 0) {
       ownPidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
       struct stat st;
-      if (ownPidFd >= 0 && fstatat(dirFd, name, &st, 0) != 0) {
+      if (ownPidFd >= 0 && !CachedStat(dirFd, name, 0, kStatxKind, &st)) {
         close(ownPidFd);
         ownPidFd = -1;
       }
@@ -547,8 +580,11 @@ void PickEnvVars(std::string_view environ, const std::vector<std::string>& names
 }
 
 // The exec'd file's identity: stat() through the exe link reaches the file the process runs even when
-// its path was since replaced or unlinked.
-bool StatExeFile(int dirFd, struct stat* st) { return fstatat(dirFd, "exe", st, 0) == 0 && S_ISREG(st->st_mode); }
+// its path was since replaced or unlinked. Cached attributes (CachedStat): on a network filesystem a file
+// changed by another host may still show its old size and times, so the hash cache may reuse an older hash.
+bool StatExeFile(int dirFd, struct stat* st) {
+  return CachedStat(dirFd, "exe", 0, kStatxKind | STATX_SIZE | STATX_MTIME | STATX_CTIME, st) && S_ISREG(st->st_mode);
+}
 
 void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
   const auto ns = [](const struct timespec& t) {
