@@ -355,6 +355,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     put("backpressureWaits", s.backpressureWaits);
     put("wakeups", s.wakeups);
     put("socketBufferBytes", s.socketBufferBytes);
+    put("socketEndsSkipped", SocketCopyStats().skipped);  // process-wide (procfs.cc CopyCloser)
     return out;
   }
 

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +24,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <deque>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace execsentry {
 
@@ -412,15 +420,119 @@ bool IsIpProtocol(const std::string& protocol) {
          protocol == "UDPLITEv6" || protocol == "MPTCP" || protocol == "MPTCPv6" || protocol == "SCTP" || protocol == "SCTPv6";
 }
 
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Closes the pidfd_getfd copies, on a thread of its own. A copy keeps the observed socket open: if the process
+// drops its own fd meanwhile, ours is the socket's last close(), and with SO_LINGER {1, N} and unsent data the
+// kernel sleeps in it up to N seconds (net/ipv4/af_inet.c inet_release hands sk_lingertime to tcp_close, which
+// waits in sk_stream_wait_close): on the reader thread, any process could stall the sensor at will. The copy's
+// linger is left alone: setsockopt on it would change the observed process's own socket.
+// Bounded: a copy is taken only while the queue has room and the closer has not been inside one close() for
+// over kStuckNs; otherwise the stream goes without its ends (Snapshot::socketEndsSkipped, SocketCopyStats).
+// At shutdown nothing waits for it: the thread is detached and its state never freed (no destructor runs
+// under it at exit); exit_group kills it, a lingering close ends on that fatal signal (sk_stream_wait_close
+// stops on signal_pending), and the copies still queued are closed by the exiting task, which never lingers
+// (inet_release lingers only without PF_EXITING).
+class CopyCloser {
+ public:
+  static CopyCloser& Instance() {
+    static CopyCloser* closer = new CopyCloser();  // never deleted, see above
+    return *closer;
+  }
+
+  // Room for one copy, asked before taking it; false (and counted) when full or stuck.
+  bool Reserve() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool stuck = closingSinceNs_ != 0 && MonotonicNs() - closingSinceNs_ > kStuckNs;
+    if (stuck || queued_.size() + reserved_ >= kCapacity || !Started()) {
+      skipped_++;
+      return false;
+    }
+    reserved_++;
+    return true;
+  }
+
+  // The reserved room, with the copy to close (or -1 when none was taken).
+  void Hand(int copy) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reserved_--;
+    if (copy < 0) return;
+    queued_.push_back(copy);
+    wake_.notify_one();
+  }
+
+  SocketCopyCounters Counters() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return SocketCopyCounters{skipped_, slowCloses_};
+  }
+
+ private:
+  static constexpr size_t kCapacity = 256;
+  static constexpr uint64_t kStuckNs = 100 * 1000000ULL;
+
+  // Under mutex_. The thread is started at the first copy; if it cannot be, no copy is ever taken.
+  bool Started() {
+    if (!started_) {
+      started_ = true;
+      try {
+        std::thread(&CopyCloser::Run, this).detach();
+        running_ = true;
+      } catch (const std::system_error&) {
+        running_ = false;
+      }
+    }
+    return running_;
+  }
+
+  void Run() {
+    pthread_setname_np(pthread_self(), "execsentry-copy");  // at most 15 characters
+    // Not the real-time priority of the reader thread that may have started it.
+    struct sched_param normal = {};
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return !queued_.empty(); });
+      const int copy = queued_.front();
+      queued_.pop_front();
+      const uint64_t since = closingSinceNs_ = MonotonicNs();
+      lock.unlock();
+      close(copy);
+      lock.lock();
+      closingSinceNs_ = 0;
+      if (MonotonicNs() - since > kStuckNs) slowCloses_++;
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<int> queued_;
+  size_t reserved_ = 0;
+  uint64_t closingSinceNs_ = 0;
+  uint64_t skipped_ = 0, slowCloses_ = 0;
+  bool started_ = false, running_ = false;
+};
+
 // Both ends of an IP socket of the process, asked of a copy of its fd (pidfd_getfd, Linux 5.6; needs the
 // ptrace access the sensor has): getsockname/getpeername cost microseconds, where reading /proc/<pid>/net/tcp
 // walks the kernel's whole connection hash table (2.3 ms per read measured on a 2-core VM with 3 sockets).
 // The copy counts only if it is the socket stat() saw. Nothing is learnt when the kernel refuses.
-void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
+// The copy is closed by CopyCloser, never here; false when it had no room, so no copy was taken.
+// pidfd_getfd has side effects on the observed socket, as any fd passing has (include/net/sock.h
+// __receive_sock, called by fs/file.c receive_fd): on cgroup-v1 hosts with net_cls / net_prio, the socket's
+// classid and priority index become those of the agent's cgroup; and SELinux checks the receive
+// (security_file_receive), which a policy may deny and audit.
+bool ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
+  CopyCloser& closer = CopyCloser::Instance();
+  if (!closer.Reserve()) return false;
   int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidFd, fd, 0));
   if (copy < 0) {
     if (errno == ENOSYS) PidfdGetfdFlag() = false;
-    return;
+    closer.Hand(-1);
+    return true;
   }
   struct stat st;
   if (CachedStat(copy, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
@@ -431,7 +543,8 @@ void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
     // ENOTCONN: a listening or unconnected socket has no remote end.
     if (getpeername(copy, reinterpret_cast<sockaddr*>(&address), &length) == 0) FormatAddress(address, length, &stream->remoteIp, &stream->remotePort);
   }
-  close(copy);
+  closer.Hand(copy);
+  return true;
 }
 
 // One standard stream, from its attributes through its fd link (cached: CachedStat): the file type (and a socket's inode), then the link's
@@ -484,7 +597,7 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
 // service's stdout and stderr on the journal) is asked once. `pidFd` may be -1: one is opened only for an IP
 // socket, and trusted only if the process directory still answers after it was opened (so the pid had not
 // changed hands).
-void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::optional<StdStream> (&stdio)[3]) {
+void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::optional<StdStream> (&stdio)[3], bool* endsSkipped) {
   int ownPidFd = -1;
   for (int fd = 0; fd < 3; fd++) {
     StdStream* stream = stdio[fd] ? &*stdio[fd] : nullptr;
@@ -509,7 +622,7 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::o
         ownPidFd = -1;
       }
     }
-    if (pidFd >= 0 || ownPidFd >= 0) ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream);
+    if ((pidFd >= 0 || ownPidFd >= 0) && !ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream)) *endsSkipped = true;
   }
   if (ownPidFd >= 0) close(ownPidFd);
 }
@@ -601,6 +714,8 @@ void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
 }  // namespace
 
 bool PidfdInfoSupported() { return PidfdInfoFlag(); }
+
+SocketCopyCounters SocketCopyStats() { return CopyCloser::Instance().Counters(); }
 
 // What vanishes first at exit is read first (kernel/exit.c do_exit: exit_signals sets PF_EXITING, then
 // exit_mm drops exe and cmdline, exit_files the fds, exit_fs the cwd; the task turns zombie, then is
@@ -706,7 +821,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
         }
       }
     }
-    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, !request.withoutPidfdGetfd, snapshot.stdio);
+    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, !request.withoutPidfdGetfd, snapshot.stdio, &snapshot.socketEndsSkipped);
     for (const auto& stream : snapshot.stdio) missing = missing || !stream;
   }
 

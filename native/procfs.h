@@ -104,6 +104,9 @@ struct Snapshot {
   // for (process hashes), with its size.
   std::optional<std::string> exeFileKey;
   uint64_t exeFileSize = 0;
+  // A socket stream is without its ends because no copy could be taken: the closer of copies was full or
+  // stuck (procfs.cc CopyCloser).
+  bool socketEndsSkipped = false;
 };
 
 // Elastic Defend's limit on a captured environment variable's value (longer ones are left out).
@@ -132,6 +135,15 @@ Snapshot TakeSnapshot(const SnapshotRequest& request);
 
 // Every numeric entry of procRoot (the pids alive at this moment).
 std::vector<int32_t> ListPids(const std::string& procRoot);
+
+// The pidfd_getfd copies of sockets, process-wide: streams left without their ends because the closer of
+// copies was full or stuck, and closes that took it over 100 ms (a lingering socket whose process had
+// dropped its own fd).
+struct SocketCopyCounters {
+  uint64_t skipped = 0;
+  uint64_t slowCloses = 0;
+};
+SocketCopyCounters SocketCopyStats();
 
 // Whether this kernel answers PIDFD_GET_INFO (6.13+); false once it has refused.
 bool PidfdInfoSupported();

@@ -252,11 +252,22 @@ Napi::Value ClockOffsets(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// socketCopyStats() → { skipped, slowCloses }: procfs.h SocketCopyStats.
+Napi::Value SocketCopyCountersToJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const SocketCopyCounters counters = SocketCopyStats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("skipped", Napi::Number::New(env, static_cast<double>(counters.skipped)));
+  out.Set("slowCloses", Napi::Number::New(env, static_cast<double>(counters.slowCloses)));
+  return out;
+}
+
 }  // namespace
 
 void InitProcfs(Napi::Env env, Napi::Object exports) {
   exports.Set("scanProcesses", Napi::Function::New(env, ScanProcesses, "scanProcesses"));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets, "clockOffsets"));
+  exports.Set("socketCopyStats", Napi::Function::New(env, SocketCopyCountersToJs, "socketCopyStats"));
 }
 
 }  // namespace execsentry

@@ -23,6 +23,12 @@ export interface NativeAddon {
   ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: ConnectorRecord[]) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
   scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
+  /**
+   * The pidfd_getfd copies of standard-stream sockets, process-wide: `skipped`, streams left without their
+   * ends because the thread that closes copies (off the reader thread: a lingering socket can hold a close
+   * for seconds) was full or stuck; `slowCloses`, closes that took it over 100 ms.
+   */
+  socketCopyStats(): { skipped: number; slowCloses: number };
   /** CLOCK_REALTIME minus CLOCK_MONOTONIC / CLOCK_BOOTTIME (ms), and the length of a /proc clock tick. */
   clockOffsets(): ClockOffsets;
   /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
@@ -111,6 +117,8 @@ export interface ConnectorStats {
   wakeups: number;
   /** The receive buffer the kernel granted. */
   socketBufferBytes: number;
+  /** Socket streams reported without their ends: the closer of pidfd_getfd copies was full or stuck (process-wide). */
+  socketEndsSkipped: number;
 }
 
 /** Numbers of ConnectorRecord.kind (native/connector.cc RecordKind). */
