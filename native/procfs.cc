@@ -42,24 +42,27 @@ bool ReadFileAt(int dirFd, const char* name, size_t maxBytes, std::string* out) 
   out->clear();
   int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return false;
-  char chunk[4096];
-  while (out->size() < maxBytes) {
-    size_t want = sizeof chunk;
-    if (maxBytes - out->size() < want) want = maxBytes - out->size();
-    ssize_t n = read(fd, chunk, want);
+  // Straight into the result, all of maxBytes asked at once: a 40 KiB environ is one read(), not ten.
+  out->resize(maxBytes);
+  size_t got = 0;
+  while (got < maxBytes) {
+    const size_t want = maxBytes - got;
+    ssize_t n = read(fd, &(*out)[got], want);
     if (n < 0) {
       if (errno == EINTR) continue;
       int saved = errno;
       close(fd);
+      out->clear();
       errno = saved;
       return false;
     }
     if (n == 0) break;
-    out->append(chunk, static_cast<size_t>(n));
-    // A short read is the end for the files read here (fs/proc/base.c proc_pid_cmdline_read, and seq_read
-    // of single_open files, fill what they are given): one read() per file, not two.
+    got += static_cast<size_t>(n);
+    // A short read is the end for the files read here (fs/proc/base.c proc_pid_cmdline_read and environ_read
+    // loop over pages, and seq_read of single_open files fills what it is given): one read() per file, not two.
     if (static_cast<size_t>(n) < want) break;
   }
+  out->resize(got);
   close(fd);
   return true;
 }
@@ -662,8 +665,11 @@ bool IdsFromPidfd(int pidFd, int32_t pid, ProcStatus* out) {
   return true;
 }
 
-// argv and the environment together are capped at 3/4 of _STK_LIM, 6 MiB (fs/exec.c bprm_stack_limits).
-constexpr size_t kMaxEnvironBytes = 6 * 1024 * 1024;
+// At most this much of environ is read, as Elastic's exec probe captures at most 40 KiB of the environment
+// (elastic/ebpf GPL/Events/Process/Probe.bpf.c, ENV_MAX 40960): the kernel allows argv and environment 6 MiB
+// together (fs/exec.c bprm_stack_limits), and reading all of a padded one on every exec would slow the reader
+// thread into overruns. A variable beyond the cut is not seen (Snapshot::envVarsTruncated says so).
+constexpr size_t kMaxEnvironBytes = 40 * 1024;
 
 // The entries of environ ("NAME=value\0" each, as execve() laid them out: fs/proc/base.c environ_read
 // shows the mm's env_start..env_end) whose name is one of `names`, every binding in environ order.
@@ -761,7 +767,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   // Like cmdline, environ is the process's memory, gone at exit_mm: read before stat proves whose it was.
   std::string environ;
   const bool wantEnv = request.envVarNames != nullptr && !request.envVarNames->empty();
-  const bool environRead = wantEnv && ReadFileAt(dirFd, "environ", kMaxEnvironBytes, &environ);
+  const bool environRead = wantEnv && ReadFileAt(dirFd, "environ", kMaxEnvironBytes + 1, &environ);
   struct stat exeFile;
   const bool exeFileRead = request.exeFileKey && exeRead && StatExeFile(dirFd, &exeFile);
 
@@ -786,6 +792,12 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
 
   if (exeRead) setPath(exe, &snapshot.executable, &snapshot.executableBytes);
   else if (!snapshot.kernelThread) missing = true;
+  if (environRead && environ.size() > kMaxEnvironBytes) {
+    // Only whole entries: the one the cut falls into could read as a shorter value of its variable.
+    const size_t lastEnd = environ.rfind('\0', kMaxEnvironBytes - 1);
+    environ.resize(lastEnd == std::string::npos ? 0 : lastEnd + 1);
+    snapshot.envVarsTruncated = true;
+  }
   if (environRead) PickEnvVars(environ, *request.envVarNames, &snapshot);
   if (exeFileRead) SetExeFileKey(exeFile, &snapshot);
   // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with argv = {}:

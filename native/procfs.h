@@ -98,6 +98,8 @@ struct Snapshot {
   // The environ entries ("NAME=value") of the requested names, in environ order; the names whose value
   // was over kMaxEnvVarValueBytes, once each (src/sensor/env-vars.ts says why).
   std::vector<std::string> envVars, envVarsOversized;
+  // environ was longer than the part read (procfs.cc kMaxEnvironBytes): a configured variable may be beyond it.
+  bool envVarsTruncated = false;
   // /proc/<pid>/cgroup as read (src/sensor/container.ts parses it).
   std::optional<std::string> cgroup;
   // The exec'd file (stat through the exe link): "dev:ino:size:mtimeNs:ctimeNs" in hex, only when asked

@@ -112,6 +112,7 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
   };
   strings(Key::kEnvVars, snapshot.envVars);
   strings(Key::kEnvVarsOversized, snapshot.envVarsOversized);
+  if (snapshot.envVarsTruncated) yes(Key::kEnvVarsTruncated);
   if (snapshot.cgroup) {
     bool lossy = false;
     put(Key::kCgroup, Napi::String::New(env, ToUtf8Lossy(*snapshot.cgroup, &lossy)));

@@ -190,6 +190,8 @@ export interface ProcSnapshot {
   envVars?: string[];
   /** Configured names whose value was over 1023 bytes (left out of envVars, as Elastic Defend does). */
   envVarsOversized?: string[];
+  /** environ was longer than the 40 KiB read (native/procfs.cc kMaxEnvironBytes): a configured name beyond it is not seen. */
+  envVarsTruncated?: boolean;
   /** /proc/PID/cgroup as read. */
   cgroup?: string;
   /** The exec'd file's identity, "dev:ino:size:mtimeNs:ctimeNs" in hex (when exeFileKey was asked for). */
