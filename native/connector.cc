@@ -356,6 +356,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     put("backpressureWaits", s.backpressureWaits);
     put("wakeups", s.wakeups);
     put("socketBufferBytes", s.socketBufferBytes);
+    put("socketEndsSkipped", SocketCopyStats().skipped);  // process-wide (procfs.cc CopyCloser)
     return out;
   }
 
@@ -633,6 +634,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       request.idsFromStatus = idsFromStatus_;
       request.envVarNames = &envVarNames_;
       request.exeFileKey = exeFileKey_;
+      request.withoutPidfdGetfd = legacyKernel_;
       // One tick of slack: the kernel's start time and the record's time come from different reads.
       request.notStartedAfterBoottimeNs = record.timeNs + bootMinusMonotonic + NanosPerTick();
       record.snapshot = TakeSnapshot(request);

@@ -10,7 +10,7 @@ constexpr const char* kNames[] = {
     "snapshot", "partial", "exited", "denied", "reused", "kernelThread", "comm", "ppid", "pgid", "sid", "ttyNr", "uids",
     "gids", "capEff", "capPrm", "executable", "executableBytes", "cwd", "cwdBytes", "pathsLossy", "args", "argsTruncated",
     "argsLossy", "argsBytes", "stdio", "type", "path", "device", "protocol", "localIp", "localPort", "remoteIp", "remotePort",
-    "envVars", "envVarsOversized", "cgroup", "exeFileKey", "exeFileSize", "exitStatus", "groups",
+    "envVars", "envVarsOversized", "envVarsTruncated", "cgroup", "exeFileKey", "exeFileSize", "exitStatus", "groups",
 };
 constexpr size_t kCount = static_cast<size_t>(Key::kCount);
 static_assert(sizeof kNames / sizeof kNames[0] == kCount, "a name for every Key");

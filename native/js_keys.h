@@ -12,7 +12,7 @@ enum class Key : unsigned {
   kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
   kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
   kArgsLossy, kArgsBytes, kStdio, kType, kPath, kDevice, kProtocol, kLocalIp, kLocalPort, kRemoteIp, kRemotePort,
-  kEnvVars, kEnvVarsOversized, kCgroup, kExeFileKey, kExeFileSize, kExitStatus, kGroups,
+  kEnvVars, kEnvVarsOversized, kEnvVarsTruncated, kCgroup, kExeFileKey, kExeFileSize, kExitStatus, kGroups,
   kCount,
 };
 

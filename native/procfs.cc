@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +24,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <deque>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace execsentry {
 
@@ -34,24 +42,27 @@ bool ReadFileAt(int dirFd, const char* name, size_t maxBytes, std::string* out) 
   out->clear();
   int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return false;
-  char chunk[4096];
-  while (out->size() < maxBytes) {
-    size_t want = sizeof chunk;
-    if (maxBytes - out->size() < want) want = maxBytes - out->size();
-    ssize_t n = read(fd, chunk, want);
+  // Straight into the result, all of maxBytes asked at once: a 40 KiB environ is one read(), not ten.
+  out->resize(maxBytes);
+  size_t got = 0;
+  while (got < maxBytes) {
+    const size_t want = maxBytes - got;
+    ssize_t n = read(fd, &(*out)[got], want);
     if (n < 0) {
       if (errno == EINTR) continue;
       int saved = errno;
       close(fd);
+      out->clear();
       errno = saved;
       return false;
     }
     if (n == 0) break;
-    out->append(chunk, static_cast<size_t>(n));
-    // A short read is the end for the files read here (fs/proc/base.c proc_pid_cmdline_read, and seq_read
-    // of single_open files, fill what they are given): one read() per file, not two.
+    got += static_cast<size_t>(n);
+    // A short read is the end for the files read here (fs/proc/base.c proc_pid_cmdline_read and environ_read
+    // loop over pages, and seq_read of single_open files fills what it is given): one read() per file, not two.
     if (static_cast<size_t>(n) < want) break;
   }
+  out->resize(got);
   close(fd);
   return true;
 }
@@ -334,6 +345,45 @@ std::atomic<bool>& PidfdInfoFlag() {
   return flag;
 }
 
+// pidfd_getfd (Linux 5.6): true until the kernel answers ENOSYS once, so older kernels are asked only once.
+std::atomic<bool>& PidfdGetfdFlag() {
+  static std::atomic<bool> flag{true};
+  return flag;
+}
+
+// The attributes the snapshot needs of a file reached through a /proc link (or of an fd: name "" and
+// AT_EMPTY_PATH), from the kernel's cache, never from the file's filesystem: with AT_STATX_DONT_SYNC, FUSE
+// (fs/fuse/dir.c fuse_update_get_attr) and NFS (fs/nfs/inode.c nfs_getattr) answer from their cached
+// attributes where a plain stat() may send a request that a user's FUSE daemon or a dead server leaves
+// unanswered, freezing the reader thread. On such filesystems a cached size or time may be stale. statx is
+// Linux 4.11+: on an older kernel, fstatat (remembered after the first ENOSYS).
+bool CachedStat(int dirFd, const char* name, int flags, unsigned int mask, struct stat* st) {
+  static std::atomic<bool> statxMissing{false};
+  if (!statxMissing.load(std::memory_order_relaxed)) {
+    struct statx stx;
+    if (statx(dirFd, name, flags | AT_STATX_DONT_SYNC, mask, &stx) == 0) {
+      if ((stx.stx_mask & mask) != mask) {
+        errno = EOPNOTSUPP;
+        return false;
+      }
+      std::memset(st, 0, sizeof *st);
+      st->st_mode = stx.stx_mode;
+      st->st_ino = stx.stx_ino;
+      st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+      st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+      st->st_size = static_cast<off_t>(stx.stx_size);
+      st->st_mtim = timespec{static_cast<time_t>(stx.stx_mtime.tv_sec), static_cast<long>(stx.stx_mtime.tv_nsec)};
+      st->st_ctim = timespec{static_cast<time_t>(stx.stx_ctime.tv_sec), static_cast<long>(stx.stx_ctime.tv_nsec)};
+      return true;
+    }
+    if (errno != ENOSYS) return false;
+    statxMissing = true;
+  }
+  return fstatat(dirFd, name, st, flags) == 0;
+}
+
+constexpr unsigned int kStatxKind = STATX_TYPE | STATX_MODE | STATX_INO;  // with the device, always filled
+
 bool Gone(int error) { return error == ENOENT || error == ESRCH; }
 bool Refused(int error) { return error == EACCES || error == EPERM; }
 
@@ -350,13 +400,18 @@ std::string SocketProtocolAt(const char* path) {
 
 // The socket's protocol through the process's fd link, opened O_PATH relative to its directory (no driver
 // open, never another process's fd) and asked through our own fd's /proc/self path, since getxattr has no
-// *at form before Linux 6.13.
-std::string SocketProtocol(int dirFd, const char* fdName) {
+// *at form before Linux 6.13. Only if the link still leads to the stream's socket: the process may have
+// put another file on that fd since the stream was read.
+std::string SocketProtocol(int dirFd, const char* fdName, uint64_t socketInode) {
   int fd = openat(dirFd, fdName, O_PATH | O_CLOEXEC);
   if (fd < 0) return {};
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  std::string protocol = SocketProtocolAt(path);
+  std::string protocol;
+  struct stat st;
+  if (CachedStat(fd, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == socketInode) {
+    char path[32];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    protocol = SocketProtocolAt(path);
+  }
   close(fd);
   return protocol;
 }
@@ -385,15 +440,122 @@ bool IsIpProtocol(const std::string& protocol) {
          protocol == "UDPLITEv6" || protocol == "MPTCP" || protocol == "MPTCPv6" || protocol == "SCTP" || protocol == "SCTPv6";
 }
 
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Closes the pidfd_getfd copies, on a thread of its own. A copy keeps the observed socket open: if the process
+// drops its own fd meanwhile, ours is the socket's last close(), and with SO_LINGER {1, N} and unsent data the
+// kernel sleeps in it up to N seconds (net/ipv4/af_inet.c inet_release hands sk_lingertime to tcp_close, which
+// waits in sk_stream_wait_close): on the reader thread, any process could stall the sensor at will. The copy's
+// linger is left alone: setsockopt on it would change the observed process's own socket.
+// Bounded: a copy is taken only while the queue has room and the closer has not been inside one close() for
+// over kStuckNs; otherwise the stream goes without its ends (Snapshot::socketEndsSkipped, SocketCopyStats).
+// At shutdown nothing waits for it: the thread is detached and its state never freed (no destructor runs
+// under it at exit); exit_group kills it, a lingering close ends on that fatal signal (sk_stream_wait_close
+// stops on signal_pending), and the copies still queued are closed by the exiting task, which never lingers
+// (inet_release lingers only without PF_EXITING).
+class CopyCloser {
+ public:
+  static CopyCloser& Instance() {
+    static CopyCloser* closer = new CopyCloser();  // never deleted, see above
+    return *closer;
+  }
+
+  // Room for one copy, asked before taking it; false (and counted) when full or stuck.
+  bool Reserve() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool stuck = closingSinceNs_ != 0 && MonotonicNs() - closingSinceNs_ > kStuckNs;
+    if (stuck || queued_.size() + reserved_ >= kCapacity || !Started()) {
+      skipped_++;
+      return false;
+    }
+    reserved_++;
+    return true;
+  }
+
+  // The reserved room, with the copy to close (or -1 when none was taken).
+  void Hand(int copy) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reserved_--;
+    if (copy < 0) return;
+    queued_.push_back(copy);
+    wake_.notify_one();
+  }
+
+  SocketCopyCounters Counters() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return SocketCopyCounters{skipped_, slowCloses_};
+  }
+
+ private:
+  static constexpr size_t kCapacity = 256;
+  static constexpr uint64_t kStuckNs = 100 * 1000000ULL;
+
+  // Under mutex_. The thread is started at the first copy; if it cannot be, no copy is ever taken.
+  bool Started() {
+    if (!started_) {
+      started_ = true;
+      try {
+        std::thread(&CopyCloser::Run, this).detach();
+        running_ = true;
+      } catch (const std::system_error&) {
+        running_ = false;
+      }
+    }
+    return running_;
+  }
+
+  void Run() {
+    pthread_setname_np(pthread_self(), "execsentry-copy");  // at most 15 characters
+    // Not the real-time priority of the reader thread that may have started it.
+    struct sched_param normal = {};
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return !queued_.empty(); });
+      const int copy = queued_.front();
+      queued_.pop_front();
+      const uint64_t since = closingSinceNs_ = MonotonicNs();
+      lock.unlock();
+      close(copy);
+      lock.lock();
+      closingSinceNs_ = 0;
+      if (MonotonicNs() - since > kStuckNs) slowCloses_++;
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<int> queued_;
+  size_t reserved_ = 0;
+  uint64_t closingSinceNs_ = 0;
+  uint64_t skipped_ = 0, slowCloses_ = 0;
+  bool started_ = false, running_ = false;
+};
+
 // Both ends of an IP socket of the process, asked of a copy of its fd (pidfd_getfd, Linux 5.6; needs the
 // ptrace access the sensor has): getsockname/getpeername cost microseconds, where reading /proc/<pid>/net/tcp
 // walks the kernel's whole connection hash table (2.3 ms per read measured on a 2-core VM with 3 sockets).
 // The copy counts only if it is the socket stat() saw. Nothing is learnt when the kernel refuses.
-void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
+// The copy is closed by CopyCloser, never here; false when it had no room, so no copy was taken.
+// pidfd_getfd has side effects on the observed socket, as any fd passing has (include/net/sock.h
+// __receive_sock, called by fs/file.c receive_fd): on cgroup-v1 hosts with net_cls / net_prio, the socket's
+// classid and priority index become those of the agent's cgroup; and SELinux checks the receive
+// (security_file_receive), which a policy may deny and audit.
+bool ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
+  CopyCloser& closer = CopyCloser::Instance();
+  if (!closer.Reserve()) return false;
   int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidFd, fd, 0));
-  if (copy < 0) return;
+  if (copy < 0) {
+    if (errno == ENOSYS) PidfdGetfdFlag() = false;
+    closer.Hand(-1);
+    return true;
+  }
   struct stat st;
-  if (fstat(copy, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
+  if (CachedStat(copy, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == stream->socketInode) {
     struct sockaddr_storage address;
     socklen_t length = sizeof address;
     if (getsockname(copy, reinterpret_cast<sockaddr*>(&address), &length) == 0) FormatAddress(address, length, &stream->localIp, &stream->localPort);
@@ -401,10 +563,11 @@ void ReadSocketEnds(int pidFd, int fd, StdStream* stream) {
     // ENOTCONN: a listening or unconnected socket has no remote end.
     if (getpeername(copy, reinterpret_cast<sockaddr*>(&address), &length) == 0) FormatAddress(address, length, &stream->remoteIp, &stream->remotePort);
   }
-  close(copy);
+  closer.Hand(copy);
+  return true;
 }
 
-// One standard stream, from stat() through its fd link: the file type (and a socket's inode), then the link's
+// One standard stream, from its attributes through its fd link (cached: CachedStat): the file type (and a socket's inode), then the link's
 // text only where it is a path worth reporting (a file, a device other than /dev/null) and no earlier stream
 // of the same file read it. nullopt = unknown, errno-like cause in *error
 // (ENOENT: no such fd, which is "closed" only if the process was not leaving, as the caller decides).
@@ -412,7 +575,7 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
   char name[8];
   std::snprintf(name, sizeof name, "fd/%d", fd);
   *error = 0;
-  if (fstatat(dirFd, name, st, 0) != 0) {
+  if (!CachedStat(dirFd, name, 0, kStatxKind, st)) {
     *error = errno;
     return std::nullopt;
   }
@@ -454,7 +617,7 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
 // service's stdout and stderr on the journal) is asked once. `pidFd` may be -1: one is opened only for an IP
 // socket, and trusted only if the process directory still answers after it was opened (so the pid had not
 // changed hands).
-void DescribeSockets(int dirFd, int32_t pid, int pidFd, std::optional<StdStream> (&stdio)[3]) {
+void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::optional<StdStream> (&stdio)[3], bool* endsSkipped) {
   int ownPidFd = -1;
   for (int fd = 0; fd < 3; fd++) {
     StdStream* stream = stdio[fd] ? &*stdio[fd] : nullptr;
@@ -469,17 +632,17 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, std::optional<StdStream>
     }
     char name[8];
     std::snprintf(name, sizeof name, "fd/%d", fd);
-    stream->protocol = SocketProtocol(dirFd, name);
-    if (!IsIpProtocol(stream->protocol)) continue;
+    stream->protocol = SocketProtocol(dirFd, name, stream->socketInode);
+    if (!IsIpProtocol(stream->protocol) || !copySockets || !PidfdGetfdFlag()) continue;
     if (pidFd < 0 && ownPidFd < 0) {
       ownPidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
       struct stat st;
-      if (ownPidFd >= 0 && fstatat(dirFd, name, &st, 0) != 0) {
+      if (ownPidFd >= 0 && !CachedStat(dirFd, name, 0, kStatxKind, &st)) {
         close(ownPidFd);
         ownPidFd = -1;
       }
     }
-    ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream);
+    if ((pidFd >= 0 || ownPidFd >= 0) && !ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream)) *endsSkipped = true;
   }
   if (ownPidFd >= 0) close(ownPidFd);
 }
@@ -519,8 +682,11 @@ bool IdsFromPidfd(int pidFd, int32_t pid, ProcStatus* out) {
   return true;
 }
 
-// argv and the environment together are capped at 3/4 of _STK_LIM, 6 MiB (fs/exec.c bprm_stack_limits).
-constexpr size_t kMaxEnvironBytes = 6 * 1024 * 1024;
+// At most this much of environ is read, as Elastic's exec probe captures at most 40 KiB of the environment
+// (elastic/ebpf GPL/Events/Process/Probe.bpf.c, ENV_MAX 40960): the kernel allows argv and environment 6 MiB
+// together (fs/exec.c bprm_stack_limits), and reading all of a padded one on every exec would slow the reader
+// thread into overruns. A variable beyond the cut is not seen (Snapshot::envVarsTruncated says so).
+constexpr size_t kMaxEnvironBytes = 40 * 1024;
 
 // The entries of environ ("NAME=value\0" each, as execve() laid them out: fs/proc/base.c environ_read
 // shows the mm's env_start..env_end) whose name is one of `names`, every binding in environ order.
@@ -550,8 +716,11 @@ void PickEnvVars(std::string_view environ, const std::vector<std::string>& names
 }
 
 // The exec'd file's identity: stat() through the exe link reaches the file the process runs even when
-// its path was since replaced or unlinked.
-bool StatExeFile(int dirFd, struct stat* st) { return fstatat(dirFd, "exe", st, 0) == 0 && S_ISREG(st->st_mode); }
+// its path was since replaced or unlinked. Cached attributes (CachedStat): on a network filesystem a file
+// changed by another host may still show its old size and times, so the hash cache may reuse an older hash.
+bool StatExeFile(int dirFd, struct stat* st) {
+  return CachedStat(dirFd, "exe", 0, kStatxKind | STATX_SIZE | STATX_MTIME | STATX_CTIME, st) && S_ISREG(st->st_mode);
+}
 
 void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
   const auto ns = [](const struct timespec& t) {
@@ -568,6 +737,8 @@ void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
 }  // namespace
 
 bool PidfdInfoSupported() { return PidfdInfoFlag(); }
+
+SocketCopyCounters SocketCopyStats() { return CopyCloser::Instance().Counters(); }
 
 // What vanishes first at exit is read first (kernel/exit.c do_exit: exit_signals sets PF_EXITING, then
 // exit_mm drops exe and cmdline, exit_files the fds, exit_fs the cwd; the task turns zombie, then is
@@ -613,7 +784,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   // Like cmdline, environ is the process's memory, gone at exit_mm: read before stat proves whose it was.
   std::string environ;
   const bool wantEnv = request.envVarNames != nullptr && !request.envVarNames->empty();
-  const bool environRead = wantEnv && ReadFileAt(dirFd, "environ", kMaxEnvironBytes, &environ);
+  const bool environRead = wantEnv && ReadFileAt(dirFd, "environ", kMaxEnvironBytes + 1, &environ);
   struct stat exeFile;
   const bool exeFileRead = request.exeFileKey && exeRead && StatExeFile(dirFd, &exeFile);
 
@@ -638,6 +809,12 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
 
   if (exeRead) setPath(exe, &snapshot.executable, &snapshot.executableBytes);
   else if (!snapshot.kernelThread) missing = true;
+  if (environRead && environ.size() > kMaxEnvironBytes) {
+    // Only whole entries: the one the cut falls into could read as a shorter value of its variable.
+    const size_t lastEnd = environ.rfind('\0', kMaxEnvironBytes - 1);
+    environ.resize(lastEnd == std::string::npos ? 0 : lastEnd + 1);
+    snapshot.envVarsTruncated = true;
+  }
   if (environRead) PickEnvVars(environ, *request.envVarNames, &snapshot);
   if (exeFileRead) SetExeFileKey(exeFile, &snapshot);
   // An exiting process (its memory gone) shows an empty cmdline, as does a live one exec'd with argv = {}:
@@ -673,7 +850,7 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
         }
       }
     }
-    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, snapshot.stdio);
+    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, !request.withoutPidfdGetfd, snapshot.stdio, &snapshot.socketEndsSkipped);
     for (const auto& stream : snapshot.stdio) missing = missing || !stream;
   }
 

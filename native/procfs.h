@@ -103,12 +103,17 @@ struct Snapshot {
   // The environ entries ("NAME=value") of the requested names, in environ order; the names whose value
   // was over kMaxEnvVarValueBytes, once each (src/sensor/env-vars.ts says why).
   std::vector<std::string> envVars, envVarsOversized;
+  // environ was longer than the part read (procfs.cc kMaxEnvironBytes): a configured variable may be beyond it.
+  bool envVarsTruncated = false;
   // /proc/<pid>/cgroup as read (src/sensor/container.ts parses it).
   std::optional<std::string> cgroup;
   // The exec'd file (stat through the exe link): "dev:ino:size:mtimeNs:ctimeNs" in hex, only when asked
   // for (process hashes), with its size.
   std::optional<std::string> exeFileKey;
   uint64_t exeFileSize = 0;
+  // A socket stream is without its ends because no copy could be taken: the closer of copies was full or
+  // stuck (procfs.cc CopyCloser).
+  bool socketEndsSkipped = false;
 };
 
 // Elastic Defend's limit on a captured environment variable's value (longer ones are left out).
@@ -124,6 +129,9 @@ struct SnapshotRequest {
   // Ids and capabilities from /proc/<pid>/status even where the kernel offers PIDFD_GET_INFO (tests of the
   // older-kernel path; a procRoot other than /proc always reads status).
   bool idsFromStatus = false;
+  // Never copy a standard stream's socket with pidfd_getfd, as on a kernel before 5.6 that lacks it (tests of
+  // that path): a socket stream then has its protocol, not its ends.
+  bool withoutPidfdGetfd = false;
   // Environment variables to capture (process.env_vars); environ is read only when there are some. Owned
   // by the caller, alive for the call.
   const std::vector<std::string>* envVarNames = nullptr;
@@ -134,6 +142,15 @@ Snapshot TakeSnapshot(const SnapshotRequest& request);
 
 // Every numeric entry of procRoot (the pids alive at this moment).
 std::vector<int32_t> ListPids(const std::string& procRoot);
+
+// The pidfd_getfd copies of sockets, process-wide: streams left without their ends because the closer of
+// copies was full or stuck, and closes that took it over 100 ms (a lingering socket whose process had
+// dropped its own fd).
+struct SocketCopyCounters {
+  uint64_t skipped = 0;
+  uint64_t slowCloses = 0;
+};
+SocketCopyCounters SocketCopyStats();
 
 // Whether this kernel answers PIDFD_GET_INFO (6.13+); false once it has refused.
 bool PidfdInfoSupported();

@@ -117,6 +117,7 @@ Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snaps
   };
   strings(Key::kEnvVars, snapshot.envVars);
   strings(Key::kEnvVarsOversized, snapshot.envVarsOversized);
+  if (snapshot.envVarsTruncated) yes(Key::kEnvVarsTruncated);
   if (snapshot.cgroup) {
     bool lossy = false;
     put(Key::kCgroup, Napi::String::New(env, ToUtf8Lossy(*snapshot.cgroup, &lossy)));
@@ -151,7 +152,7 @@ namespace {
 class ScanWorker : public Napi::AsyncWorker {
  public:
   ScanWorker(Napi::Env env, std::string procRoot, size_t maxArgsBytes, std::vector<int32_t> pids, bool allPids,
-             std::vector<std::string> envVarNames, bool exeFileKey)
+             std::vector<std::string> envVarNames, bool exeFileKey, bool withoutPidfdGetfd)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         procRoot_(std::move(procRoot)),
@@ -159,7 +160,8 @@ class ScanWorker : public Napi::AsyncWorker {
         pids_(std::move(pids)),
         allPids_(allPids),
         envVarNames_(std::move(envVarNames)),
-        exeFileKey_(exeFileKey) {}
+        exeFileKey_(exeFileKey),
+        withoutPidfdGetfd_(withoutPidfdGetfd) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -173,6 +175,7 @@ class ScanWorker : public Napi::AsyncWorker {
       request.maxArgsBytes = maxArgsBytes_;
       request.envVarNames = &envVarNames_;
       request.exeFileKey = exeFileKey_;
+      request.withoutPidfdGetfd = withoutPidfdGetfd_;
       Snapshot snapshot = TakeSnapshot(request);
       // A pid listed but gone before its stat was read is simply no longer a process.
       if (snapshot.stat) snapshots_.push_back(std::move(snapshot));
@@ -197,11 +200,12 @@ class ScanWorker : public Napi::AsyncWorker {
   bool allPids_;
   std::vector<std::string> envVarNames_;
   bool exeFileKey_;
+  bool withoutPidfdGetfd_;
   std::vector<Snapshot> snapshots_;
 };
 
-// scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey? }?) → Promise<Snapshot[]>: every pid
-// of procRoot, or the given ones.
+// scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey?, withoutPidfdGetfd? }?) →
+// Promise<Snapshot[]>: every pid of procRoot, or the given ones.
 Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
@@ -216,15 +220,16 @@ Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < list.Length(); i++) pids.push_back(list.Get(i).As<Napi::Number>().Int32Value());
   }
   std::vector<std::string> envVarNames;
-  bool exeFileKey = false;
+  bool exeFileKey = false, withoutPidfdGetfd = false;
   if (info.Length() >= 4 && info[3].IsObject()) {
     Napi::Object extras = info[3].As<Napi::Object>();
     envVarNames = StringList(extras.Get("envVarNames"));
     exeFileKey = extras.Get("exeFileKey").ToBoolean().Value();
+    withoutPidfdGetfd = extras.Get("withoutPidfdGetfd").ToBoolean().Value();
   }
   double maxArgs = info[1].As<Napi::Number>().DoubleValue();
   auto* worker = new ScanWorker(env, info[0].As<Napi::String>().Utf8Value(), maxArgs > 0 ? static_cast<size_t>(maxArgs) : 0,
-                                std::move(pids), allPids, std::move(envVarNames), exeFileKey);
+                                std::move(pids), allPids, std::move(envVarNames), exeFileKey, withoutPidfdGetfd);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -253,11 +258,22 @@ Napi::Value ClockOffsets(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// socketCopyStats() → { skipped, slowCloses }: procfs.h SocketCopyStats.
+Napi::Value SocketCopyCountersToJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const SocketCopyCounters counters = SocketCopyStats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("skipped", Napi::Number::New(env, static_cast<double>(counters.skipped)));
+  out.Set("slowCloses", Napi::Number::New(env, static_cast<double>(counters.slowCloses)));
+  return out;
+}
+
 }  // namespace
 
 void InitProcfs(Napi::Env env, Napi::Object exports) {
   exports.Set("scanProcesses", Napi::Function::New(env, ScanProcesses, "scanProcesses"));
   exports.Set("clockOffsets", Napi::Function::New(env, ClockOffsets, "clockOffsets"));
+  exports.Set("socketCopyStats", Napi::Function::New(env, SocketCopyCountersToJs, "socketCopyStats"));
 }
 
 }  // namespace execsentry

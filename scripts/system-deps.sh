@@ -17,6 +17,8 @@ declare -A needed=(
   [systemd-analyze]=systemd
   [openssl]=openssl
   [ps]=procps
+  # the socket-linger test delays one syscall of a snapshot (strace --inject)
+  [strace]=strace
   # the man page test renders the generated page (man-db brings groff)
   [man]=man-db
   # the session tests log in over ssh on 127.0.0.1

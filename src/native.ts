@@ -23,6 +23,12 @@ export interface NativeAddon {
   ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: ConnectorRecord[]) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
   scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
+  /**
+   * The pidfd_getfd copies of standard-stream sockets, process-wide: `skipped`, streams left without their
+   * ends because the thread that closes copies (off the reader thread: a lingering socket can hold a close
+   * for seconds) was full or stuck; `slowCloses`, closes that took it over 100 ms.
+   */
+  socketCopyStats(): { skipped: number; slowCloses: number };
   /** CLOCK_REALTIME minus CLOCK_MONOTONIC / CLOCK_BOOTTIME (ms), and the length of a /proc clock tick. */
   clockOffsets(): ClockOffsets;
   /** NSS names (getpwuid_r) of each uid, null when unknown; on a worker thread (NSS may block). */
@@ -39,6 +45,11 @@ export interface SnapshotExtras {
   envVarNames?: string[];
   /** stat() the exec'd file through /proc/PID/exe for the hash cache (ProcSnapshot.exeFileKey). */
   exeFileKey?: boolean;
+  /**
+   * Never copy a socket with pidfd_getfd, as on a kernel before 5.6 (tests only): socket streams keep their
+   * protocol, not their ends. (A kernel answering ENOSYS is remembered after the first snapshot.)
+   */
+  withoutPidfdGetfd?: boolean;
 }
 
 export interface UserEntry {
@@ -53,8 +64,8 @@ export interface ProcessConnectorOptions extends SnapshotExtras {
   /** Where /proc is (tests only). */
   procRoot?: string;
   /**
-   * Listen as on a kernel before 6.6/6.13 (one socket with a BPF filter, ids from /proc/PID/status), even
-   * on a newer one (tests only: the older kernels' path must keep working).
+   * Listen as on a kernel before 6.6/6.13 (one socket with a BPF filter, ids from /proc/PID/status) and 5.6
+   * (no pidfd_getfd: no socket ends), even on a newer one (tests only: the older kernels' path must keep working).
    */
   legacyKernel?: boolean;
 }
@@ -106,6 +117,8 @@ export interface ConnectorStats {
   wakeups: number;
   /** The receive buffer the kernel granted. */
   socketBufferBytes: number;
+  /** Socket streams reported without their ends: the closer of pidfd_getfd copies was full or stuck (process-wide). */
+  socketEndsSkipped: number;
 }
 
 /** Numbers of ConnectorRecord.kind (native/connector.cc RecordKind). */
@@ -179,6 +192,8 @@ export interface ProcSnapshot {
   envVars?: string[];
   /** Configured names whose value was over 1023 bytes (left out of envVars, as Elastic Defend does). */
   envVarsOversized?: string[];
+  /** environ was longer than the 40 KiB read (native/procfs.cc kMaxEnvironBytes): a configured name beyond it is not seen. */
+  envVarsTruncated?: boolean;
   /** /proc/PID/cgroup as read. */
   cgroup?: string;
   /** The exec'd file's identity, "dev:ino:size:mtimeNs:ctimeNs" in hex (when exeFileKey was asked for). */
@@ -202,7 +217,7 @@ export interface StdStreamSnapshot {
   device?: [number, number];
   /** socket: the protocol sockfs names it by ('TCP', 'TCPv6', 'UDP', 'UDPv6', 'UNIX-STREAM', 'UNIX', 'NETLINK', …). */
   protocol?: string;
-  /** TCP and UDP sockets found in the process's network namespace's table: its ends (remote only when connected). */
+  /** IP sockets: both ends, from a pidfd_getfd copy (Linux 5.6+, ptrace access; remote only when connected). */
   localIp?: string;
   localPort?: number;
   remoteIp?: string;

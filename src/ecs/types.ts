@@ -187,6 +187,8 @@ export interface ExecsentryProcessExtras {
   raw?: ExecsentryRaw;
   /** Configured environment variables whose value was over 1023 bytes, left out of process.env_vars. */
   env_vars_oversized?: string[];
+  /** /proc/PID/environ was longer than the 40 KiB read: a configured variable beyond it is missing from process.env_vars. */
+  env_vars_truncated?: boolean;
   /**
    * Why process.hash is absent although sensor.hashes asks for it: too_large (over sensor.maxHashFileBytes),
    * timeout (not ready within sensor.hashWaitMs; hashed on and cached for the next exec), busy (too many

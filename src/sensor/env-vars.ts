@@ -7,7 +7,10 @@ import { z } from 'zod';
  * and values of at most 1023 characters, longer ones left out. The values come from /proc/PID/environ, the
  * environment execve() was given, read by the reader thread in the exec's snapshot, and only when names
  * are configured. Defend drops an over-long value silently; here the event names the variable under
- * execsentry.env_vars_oversized, since padding LD_PRELOAD past the limit would otherwise hide it.
+ * execsentry.env_vars_oversized, since padding LD_PRELOAD past the limit would otherwise hide it. Only the
+ * first 40 KiB of environ are read (as Elastic's exec probe captures at most 40 KiB: ENV_MAX in elastic/ebpf
+ * GPL/Events/Process/Probe.bpf.c), so that a padded environment cannot slow the reader thread; a longer one
+ * sets execsentry.env_vars_truncated, since a configured variable placed beyond the cut would be missed.
  */
 export const MAX_ENV_VARS = 5;
 export const MAX_ENV_VAR_NAME_BYTES = 63;

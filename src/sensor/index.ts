@@ -468,6 +468,7 @@ export class Sensor {
   private addSnapshotFields(event: ProcessEvent, snapshot: ProcSnapshot): void {
     if (snapshot.envVars !== undefined) event.process.env_vars = snapshot.envVars;
     if (snapshot.envVarsOversized !== undefined) (event.execsentry ??= {}).env_vars_oversized = snapshot.envVarsOversized;
+    if (snapshot.envVarsTruncated === true) (event.execsentry ??= {}).env_vars_truncated = true;
     const container = snapshot.cgroup === undefined ? undefined : this.containers.of(snapshot.cgroup);
     if (container !== undefined) event.container = container;
     const hashed = this.hasher?.fill(event, snapshot);

@@ -105,6 +105,25 @@ describeAsRoot('opt-in and host fields on the live kernel', () => {
     expect(unconfigured.execsentry?.env_vars_oversized).toBeUndefined();
   });
 
+  it('reads only the first 40 KiB of environ: a configured variable past a 1 MiB padding is missed, and the event says so', async () => {
+    const marker = `0.${unique()}`;
+    // In this order in environ: LD_PRELOAD first, then 1 MiB of padding (16 variables: one string may hold at
+    // most 128 KiB, MAX_ARG_STRLEN), then AT_LIMIT beyond the cut.
+    const padding = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`PADDING_${i}`, 'p'.repeat(64 * 1024)]));
+    const env = { LD_PRELOAD: '/early.so', ...padding, AT_LIMIT: 'late', PATH: '/usr/bin' };
+    const pid = await run('/usr/bin/sleep', marker, { env });
+    const event = await eventWhere((e) => e.process.pid === pid && e.process.args?.[1] === marker, 'sleep with a padded environment');
+    expect(event.process.env_vars).toEqual(['LD_PRELOAD=/early.so']);
+    expect(event.execsentry?.env_vars_truncated).toBe(true);
+    expectEcsConformant(event);
+    // The same names in a short environment: AT_LIMIT is found and nothing is marked truncated.
+    const short = `0.${unique()}`;
+    const shortPid = await run('/usr/bin/sleep', short, { env: { LD_PRELOAD: '/early.so', AT_LIMIT: 'late', PATH: '/usr/bin' } });
+    const whole = await eventWhere((e) => e.process.pid === shortPid && e.process.args?.[1] === short, 'sleep with a short environment');
+    expect(whole.process.env_vars).toEqual(['LD_PRELOAD=/early.so', 'AT_LIMIT=late']);
+    expect(whole.execsentry?.env_vars_truncated).toBeUndefined();
+  });
+
   it('hashes the exec\'d file as node:crypto does, and a second exec of it comes from the cache', async () => {
     const program = ownProgram();
     const first = `0.0${unique()}`;

@@ -49,6 +49,27 @@ describe('snapshot extras', () => {
     expect(snapshot?.envVarsOversized).toEqual(['PADDED']);
   });
 
+  it('cuts environ at 40 KiB, to whole entries, and says so', async () => {
+    // LATE ends right past the cut; CUT straddles it (its kept part must not pass for its value).
+    const head = Buffer.from('EARLY=1\0');
+    const padding = Buffer.from(`PAD=${'p'.repeat(40 * 1024 - head.length - 'PAD='.length - 1 - 6)}\0`);
+    const long = Buffer.concat([head, padding, Buffer.from('CUT=0123456789\0LATE=2\0')]);
+    writeFileSync(environPath, long);
+    try {
+      const [snapshot] = await native().scanProcesses(procRoot, 4096, [100], { envVarNames: ['EARLY', 'CUT', 'LATE'] });
+      expect(snapshot?.envVars).toEqual(['EARLY=1']);
+      expect(snapshot?.envVarsTruncated).toBe(true);
+      const [whole] = await native().scanProcesses(procRoot, 4096, [100], { envVarNames: ['EARLY', 'CUT'] });
+      expect(whole?.envVars).toEqual(['EARLY=1']);
+      // Exactly 40 KiB is all of it.
+      writeFileSync(environPath, long.subarray(0, 40 * 1024 - 1));
+      const [exact] = await native().scanProcesses(procRoot, 4096, [100], { envVarNames: ['EARLY'] });
+      expect(exact?.envVarsTruncated).toBeUndefined();
+    } finally {
+      writeFileSync(environPath, environ);
+    }
+  });
+
   it('never reads environ when no names are configured', async () => {
     const before = armAtime();
     const [snapshot] = await native().scanProcesses(procRoot, 4096, [100]);

@@ -124,6 +124,19 @@ describe('execsentry.stdio from real processes', () => {
     expect(stdio?.stderr?.type).toBe('null_device');
   });
 
+  it('without pidfd_getfd (kernels before 5.6) a TCP stream is still a socket of family inet, without its ends', async () => {
+    const { port, accepted } = await tcpListener();
+    const { seconds } = sleeper('ignore', (sleep) => `exec ${sleep} <>/dev/tcp/127.0.0.1/${port}`);
+    await accepted;
+    const { snapshot } = await streamsOf(seconds);
+    const [legacy] = await native().scanProcesses('/proc', 4096, [snapshot.pid], { withoutPidfdGetfd: true });
+    expect(legacy?.stdio?.[0]).toEqual({ type: 'socket', protocol: 'TCP' });
+    expect(stdioFields(legacy as ProcSnapshot, undefined)?.stdin).toEqual({ type: 'socket', socket: { protocol: 'TCP', family: 'inet', transport: 'tcp' } });
+    // The same process, copies allowed: the ends are there (else the check above proves nothing).
+    const [copied] = await native().scanProcesses('/proc', 4096, [snapshot.pid]);
+    expect(copied?.stdio?.[0]?.remotePort).toBe(port);
+  });
+
   it('IPv6: a TCPv6 connection to ::1, and one to an IPv4-mapped address shown as IPv4', async (context) => {
     const server = createNetServer();
     const listening = await new Promise<boolean>((resolve) => {
