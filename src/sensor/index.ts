@@ -63,6 +63,8 @@ export interface SensorStats extends HasherStats {
   exitedBeforeSnapshot: number;
   /** Exec events with a /proc read refused (EACCES/EPERM). */
   denied: number;
+  /** Standard streams reported without their socket's ends: the closer of socket copies was busy or stuck (native/procfs.cc). */
+  socketEndsSkipped: number;
   /** Snapshots refused because the pid already held a newer process. */
   pidReused: number;
   /** Exec snapshots skipped because the same pid exec'd again before it could be read. */
@@ -277,6 +279,7 @@ export class Sensor {
       partial: native?.partial ?? 0,
       exitedBeforeSnapshot: native?.exitedBeforeSnapshot ?? 0,
       denied: native?.denied ?? 0,
+      socketEndsSkipped: native?.socketEndsSkipped ?? 0,
       pidReused: native?.pidReused ?? 0,
       superseded: native?.superseded ?? 0,
       tableSize: this.table.size,

@@ -27,6 +27,7 @@ const METRICS: Record<string, [MetricType, string]> = {
   'sensor.partial': ['counter', 'Events whose process exited before /proc could be read completely.'],
   'sensor.exitedBeforeSnapshot': ['counter', 'Execs whose process was gone before its /proc snapshot.'],
   'sensor.denied': ['counter', '/proc reads refused by permissions.'],
+  'sensor.socketEndsSkipped': ['counter', 'Standard-stream sockets reported without their ends (the socket-copy closer was busy or stuck).'],
   'sensor.pidReused': ['counter', 'Snapshots refused because the pid belonged to a newer process.'],
   'sensor.superseded': ['counter', 'Execs whose pid exec\'d again before it could be read.'],
   'sensor.tableSize': ['gauge', 'Processes in the process table.'],
