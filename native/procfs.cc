@@ -42,11 +42,18 @@ bool ReadFileAt(int dirFd, const char* name, size_t maxBytes, std::string* out) 
   out->clear();
   int fd = openat(dirFd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return false;
-  // Straight into the result, all of maxBytes asked at once: a 40 KiB environ is one read(), not ten.
-  out->resize(maxBytes);
+  // Straight into the result, in one read() for the common small file: a first chunk of a page or two,
+  // then four times larger while the file fills it (a 40 KiB environ takes three reads, not ten; a 64 KiB
+  // argv cap is not allocated and zeroed for every 30-byte command line).
+  size_t capacity = std::min<size_t>(maxBytes, 8192);
+  out->resize(capacity);
   size_t got = 0;
   while (got < maxBytes) {
-    const size_t want = maxBytes - got;
+    if (got == capacity) {
+      capacity = std::min(maxBytes, capacity * 4);
+      out->resize(capacity);
+    }
+    const size_t want = capacity - got;
     ssize_t n = read(fd, &(*out)[got], want);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -398,21 +405,19 @@ std::string SocketProtocolAt(const char* path) {
   return std::string(name, strnlen(name, static_cast<size_t>(n)));
 }
 
-// The socket's protocol through the process's fd link, opened O_PATH relative to its directory (no driver
-// open, never another process's fd) and asked through our own fd's /proc/self path, since getxattr has no
-// *at form before Linux 6.13. Only if the link still leads to the stream's socket: the process may have
-// put another file on that fd since the stream was read.
-std::string SocketProtocol(int dirFd, const char* fdName, uint64_t socketInode) {
-  int fd = openat(dirFd, fdName, O_PATH | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string protocol;
+// The socket's protocol, asked by the path of the process's fd link (getxattr has no *at form before Linux
+// 6.13, and an O_PATH copy of the link would cost two more system calls per socket), then kept only if the
+// link, looked at again through the process's pinned /proc directory, still leads to the stream's socket:
+// the pid may name another process by now, or the process may have put another file on that fd.
+std::string SocketProtocol(int dirFd, int32_t pid, int fd, uint64_t socketInode) {
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
+  std::string protocol = SocketProtocolAt(path);
+  if (protocol.empty()) return protocol;
+  char fdName[8];
+  std::snprintf(fdName, sizeof fdName, "fd/%d", fd);
   struct stat st;
-  if (CachedStat(fd, "", AT_EMPTY_PATH, kStatxKind, &st) && S_ISSOCK(st.st_mode) && st.st_ino == socketInode) {
-    char path[32];
-    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    protocol = SocketProtocolAt(path);
-  }
-  close(fd);
+  if (!CachedStat(dirFd, fdName, 0, kStatxKind, &st) || !S_ISSOCK(st.st_mode) || st.st_ino != socketInode) return {};
   return protocol;
 }
 
@@ -630,9 +635,9 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::o
       *stream = *same;
       continue;
     }
+    stream->protocol = SocketProtocol(dirFd, pid, fd, stream->socketInode);
     char name[8];
     std::snprintf(name, sizeof name, "fd/%d", fd);
-    stream->protocol = SocketProtocol(dirFd, name, stream->socketInode);
     if (!IsIpProtocol(stream->protocol) || !copySockets || !PidfdGetfdFlag()) continue;
     if (pidFd < 0 && ownPidFd < 0) {
       ownPidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
