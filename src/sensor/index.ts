@@ -16,7 +16,7 @@ import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameIm
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
-import { decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
+import { currentGroups, decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
 import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
@@ -410,6 +410,8 @@ export class Sensor {
             entry.gid = record.effectiveId;
             entry.rgid = record.realId;
           }
+          const groups = currentGroups(this.procRoot, entry);
+          if (groups !== undefined) entry.groups = groups;
           // Its fields as a parent or leader are rebuilt with the new id.
           entry.ecs = undefined;
           break;

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { markShared } from '../ecs/json.js';
 import type { EcsEntryLeader, EcsLeaderProcess, EcsParentProcess, EcsPreviousImage, EntryLeaderType } from '../ecs/types.js';
 import { decodeTtyNr, entityIdOf } from './enrich.js';
-import type { EntryMeta, ProcessEntry, ProcessTable } from './table.js';
+import { startsAt, type EntryMeta, type ProcessEntry, type ProcessTable } from './table.js';
 
 /**
  * Session, group and entry leaders, ancestry and previous images of a process, from the process table alone.
@@ -123,14 +123,36 @@ export function inheritAtFork(parent: ProcessEntry, child: ProcessEntry): void {
  * every exec), and kept only if the pid still holds that process afterwards.
  */
 export function sshSourceIp(procRoot: string, entry: ProcessEntry): string | undefined {
-  if (entry.startTicks === undefined) return undefined;
+  const environ = ownProcFile(procRoot, entry, 'environ');
+  if (environ === undefined) return undefined;
   const key = 'SSH_CONNECTION=';
+  const ip = environ.split('\0').find((variable) => variable.startsWith(key))?.slice(key.length).split(' ')[0] ?? '';
+  return isIP(ip) !== 0 ? ip : undefined;
+}
+
+/**
+ * The supplemental groups of `entry` as /proc shows them now. Read when the process changes its uid or gid
+ * after its exec: setgroups() has no connector record, and a login's session process (sshd, login, su)
+ * sets its groups just before it sets its ids, so its children's process.parent would otherwise keep the
+ * groups its exec had.
+ */
+export function currentGroups(procRoot: string, entry: ProcessEntry): number[] | undefined {
+  const line = /^Groups:[ \t]*(.*)$/m.exec(ownProcFile(procRoot, entry, 'status') ?? '')?.[1]?.trim();
+  if (line === undefined) return undefined;
+  return line === '' ? [] : line.split(/\s+/).map(Number);
+}
+
+/**
+ * /proc/<pid>/<file> of the process `entry` is: read, then the pid's start time checked, so that what was
+ * read is never another process's that has taken the pid since. undefined when unreadable or not it.
+ */
+function ownProcFile(procRoot: string, entry: ProcessEntry, file: string): string | undefined {
+  if (entry.startTicks === undefined) return undefined;
   try {
-    const environ = readFileSync(`${procRoot}/${entry.pid}/environ`, 'latin1').split('\0');
-    const ip = environ.find((variable) => variable.startsWith(key))?.slice(key.length).split(' ')[0] ?? '';
+    const text = readFileSync(`${procRoot}/${entry.pid}/${file}`, 'latin1');
     const stat = readFileSync(`${procRoot}/${entry.pid}/stat`, 'latin1');
     const startTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]); // field 22
-    return startTicks === entry.startTicks && isIP(ip) !== 0 ? ip : undefined;
+    return startsAt(entry, startTicks) ? text : undefined;
   } catch {
     return undefined;
   }

@@ -249,14 +249,16 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(event.process.supplemental_groups).toBeUndefined();
   });
 
-  it('follows a parent that changes its real and effective ids after its exec (as a login drops root)', async () => {
+  it('follows a parent that changes its groups, real and effective ids after its exec (as a login drops root)', async () => {
     const marker = `0.3${unique()}`;
     // perl sets gid then uid (real and effective) with no exec of its own, then starts sleep: only the
     // connector's uid/gid change records tell the table
-    const perl = spawn('perl', ['-e', `$( = $) = "1 1"; $< = $> = 1; system("/bin/sleep", "${marker}") == 0 or die`], { stdio: 'ignore' });
+    // ($) = "1 4 24" sets the effective gid and calls setgroups(4, 24), which no connector record reports)
+    const perl = spawn('perl', ['-e', `$( = 1; $) = "1 4 24"; $< = $> = 1; system("/bin/sleep", "${marker}") == 0 or die`], { stdio: 'ignore' });
     const sleep = await sleepWith(marker);
     expect(await exited(perl)).toBe(0);
     expect(sleep.process.parent).toMatchObject({ name: 'perl', user: { id: '1' }, real_user: { id: '1' }, group: { id: '1' }, real_group: { id: '1' } });
+    expect(sleep.process.parent?.supplemental_groups?.map((group) => group.id)).toEqual(['4', '24']);
   });
 
   it('gives processes alive at start-up their leaders, parents before children', async () => {
