@@ -12,7 +12,7 @@ import {
   type ProcSnapshot,
 } from '../native.js';
 import { grantingHint } from './capabilities.js';
-import { buildExecEvent, Clock, collectIds, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
+import { buildExecEvent, Clock, collectIds, entityIdOf, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
@@ -444,6 +444,9 @@ export class Sensor {
         // An entity id already handed out (as a child's parent.entity_id) stays this process's id, even if
         // it was computed from a fork-time start one tick off.
         if (known.startTicks !== undefined && known.entityId !== undefined) entry.entityId = known.entityId;
+        // and one not yet handed out is the exact one from now on, also for children forked before this
+        // exec, whose parent link still leads to the fork-time entry
+        else if (known.startTicks !== undefined) known.entityId = entityIdOf(entry, identity.entityNamespace);
         if (known.parent !== undefined) entry.parent = known.parent;
         if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
         const previous = previousAfterExec(known);
@@ -463,7 +466,9 @@ export class Sensor {
       if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
       if (known.entryLeader !== undefined) entry.entryLeader = known.entryLeader;
     }
-    const parent = entry?.parent;
+    // A parent that exec'd after forking this process is shown as it is now, not as the image it forked with.
+    const forkedBy = entry?.parent;
+    const parent = forkedBy === undefined ? undefined : (this.table.get(forkedBy.pid, forkedBy.startTicks) ?? forkedBy);
     const event = buildExecEvent(pid, snapshot, entry, parent, parent?.pid ?? snapshot.ppid, { identity, timestamp, created, recovered, table: this.table });
     this.addSnapshotFields(event, snapshot);
     return event;

@@ -104,6 +104,13 @@ function lifecycleEvent(action: 'fork' | 'end', pid: number, entry: ProcessEntry
   const known = entry === undefined ? { pid } : summaryOf(entry, namespace);
   // Without a start time the process cannot be identified across events; the id then names this event only.
   const process: EcsProcess = { ...known, pid, entity_id: known.entity_id ?? entityId(namespace, pid, -Date.parse(context.timestamp)) };
+  // The summary is shared and its text cached (src/ecs/json.ts): this event's own user and group
+  // references are copies, since names are filled into an event's process in place.
+  for (const key of ['user', 'real_user', 'group', 'real_group'] as const) {
+    const ref = process[key];
+    if (ref !== undefined) process[key] = { ...ref };
+  }
+  if (process.supplemental_groups !== undefined) process.supplemental_groups = process.supplemental_groups.map((group) => ({ ...group }));
   const parent = entry?.parent;
   if (parent !== undefined) process.parent = summaryOf(parent, namespace);
   const event: ProcessEvent = {

@@ -261,6 +261,18 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(sleep.process.parent?.supplemental_groups?.map((group) => group.id)).toEqual(['4', '24']);
   });
 
+  it('shows a parent that exec\'d after the fork as it is now, under the one entity id of its events', async () => {
+    const marker = `0.3${unique()}`;
+    // the subshell is forked by sh, which then execs bash; the subshell execs sleep after that
+    const sh = spawn('/bin/sh', ['-c', `( /bin/sleep 0.2; exec /bin/sleep ${marker} ) & exec /bin/bash -c 'read -t 5 v; wait'`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const bashEvent = await eventWhere((e) => e.process.pid === sh.pid && e.process.name === 'bash', 'the exec of bash');
+    const sleep = await sleepWith(marker);
+    sh.stdin?.end('\n');
+    await exited(sh);
+    expect(sleep.process.parent).toMatchObject({ pid: sh.pid, name: 'bash', entity_id: bashEvent.process.entity_id });
+    expect(sleep.process.Ext?.ancestry[0]).toBe(bashEvent.process.entity_id);
+  });
+
   it('gives processes alive at start-up their leaders, parents before children', async () => {
     const marker = `0.97${unique()}`;
     // A session that exists before the second sensor starts: its leader is known only from the /proc scan.
