@@ -89,12 +89,19 @@ export interface EntryMeta {
  * group id, so until that pid is used again it names this leader; beyond the bound the oldest go.
  */
 const MAX_RETAINED_LEADERS = 4096;
+/**
+ * And at most this many bytes of their argv (args and command line): 4,096 leaders of 64 KiB command lines
+ * (sensor.maxArgsBytes) would otherwise hold half a GiB.
+ */
+const MAX_RETAINED_LEADER_ARGS_BYTES = 16 * 1024 * 1024;
 
 export class ProcessTable {
   private readonly live = new Map<number, ProcessEntry>();
   private readonly exitedLeaders = new Map<number, ProcessEntry>();
+  /** Argv bytes of exitedLeaders (by string length, in UTF-16 units: a bound, not an exact size). */
+  private retainedArgsBytes = 0;
   evicted = 0;
-  /** Exited leaders dropped beyond MAX_RETAINED_LEADERS: their members' leader fields carry the pid only. */
+  /** Exited leaders dropped beyond MAX_RETAINED_LEADERS or MAX_RETAINED_LEADER_ARGS_BYTES: their members' leader fields carry the pid only. */
   leadersEvicted = 0;
   /** process.entity_id namespace (the host's), for the ancestry an exiting entry keeps. */
   entityNamespace = '';
@@ -137,7 +144,7 @@ export class ProcessTable {
       if (previous !== entry && !sameProcess) this.markExited(previous);
     } else {
       // A new process on this pid: the exited leader it named has no members left.
-      this.exitedLeaders.delete(entry.pid);
+      this.forgetLeader(entry.pid);
     }
     this.live.set(entry.pid, entry);
     if (this.live.size > this.maxEntries) {
@@ -163,16 +170,26 @@ export class ProcessTable {
 
   private retainLeader(entry: ProcessEntry): void {
     // Kept for members that may exec later (most groups end with their leader): only what they read stays;
-    // their leader fields are rebuilt if asked for.
+    // their leader fields are rebuilt if asked for. (Its command line stays too: to a child it is also the
+    // parent, whose process.parent.command_line an exec after the parent's exit still carries.)
     entry.ecs = undefined;
     entry.previous = undefined;
-    this.exitedLeaders.delete(entry.pid);
+    this.forgetLeader(entry.pid);
     this.exitedLeaders.set(entry.pid, entry);
-    if (this.exitedLeaders.size > MAX_RETAINED_LEADERS) {
+    this.retainedArgsBytes += argsBytes(entry);
+    while (this.exitedLeaders.size > MAX_RETAINED_LEADERS || this.retainedArgsBytes > MAX_RETAINED_LEADER_ARGS_BYTES) {
       const oldest = this.exitedLeaders.keys().next();
-      if (!oldest.done) this.exitedLeaders.delete(oldest.value);
+      if (oldest.done) break;
+      this.forgetLeader(oldest.value);
       this.leadersEvicted++;
     }
+  }
+
+  private forgetLeader(pid: number): void {
+    const leader = this.exitedLeaders.get(pid);
+    if (leader === undefined) return;
+    this.exitedLeaders.delete(pid);
+    this.retainedArgsBytes -= argsBytes(leader);
   }
 
   private markExited(entry: ProcessEntry): void {
@@ -185,6 +202,12 @@ export class ProcessTable {
   values(): IterableIterator<ProcessEntry> {
     return this.live.values();
   }
+}
+
+function argsBytes(entry: ProcessEntry): number {
+  let bytes = entry.commandLine?.length ?? 0;
+  for (const arg of entry.args ?? []) bytes += arg.length;
+  return bytes;
 }
 
 /** Whether entry can be the process that started at `startTicks` (unknown start times match anything). */

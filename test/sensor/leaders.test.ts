@@ -132,6 +132,31 @@ describe('ProcessTable leaders', () => {
   });
 });
 
+describe('ProcessTable leaders, by argv bytes', () => {
+  it('also bounds the argv bytes of the exited leaders it keeps (16 MiB), dropping the oldest', () => {
+    const table = new ProcessTable(10_000);
+    const long = 'x'.repeat(1024 * 1024); // a 1 MiB argument: args and command line count 2 MiB a leader
+    for (let pid = 10; pid < 20; pid++) {
+      const entry = processEntry(pid, 'sh', { sid: pid });
+      entry.args = ['sh', long];
+      entry.commandLine = `sh ${long}`;
+      table.set(entry);
+      table.exit(pid);
+    }
+    expect(table.retainedLeaders).toBe(7);
+    expect(table.leadersEvicted).toBe(3);
+    expect(table.leader(12, undefined)).toBeUndefined();
+    expect(table.leader(13, undefined)?.pid).toBe(13);
+    // a pid used again gives its leader's bytes back
+    table.set(processEntry(13, 'other', { sid: 1 }));
+    const small = processEntry(30, 'sh', { sid: 30 });
+    table.set(small);
+    table.exit(30);
+    expect(table.retainedLeaders).toBe(7);
+    expect(table.leadersEvicted).toBe(3);
+  });
+});
+
 describe('ancestry and previous images', () => {
   it('lists the ancestors nearest first, and keeps them after the parent exited', () => {
     const table = new ProcessTable(100);
