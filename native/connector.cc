@@ -68,6 +68,7 @@ enum RecordKind : uint32_t {
   kOverrun = 6,
   kSubscribed = 7,  // the kernel's answer to our PROC_CN_MCAST_LISTEN (error in `code`)
   kReadError = 8,   // recv() failed for good; the reader thread has ended
+  kSessionChange = 9,  // setsid(): the process leads a new session and process group, without a terminal
 };
 
 // The event-type filter of Linux 6.6 (include/uapi/linux/cn_proc.h), spelled out for older headers.
@@ -579,8 +580,14 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
           record.value = event.event_data.id.e.euid;  // the same union slot as egid for a gid change
           record.realId = event.event_data.id.r.ruid;  // and as rgid
           break;
+        case proc_event::PROC_EVENT_SID:
+          // setsid() acts on the whole process (process_pid is the calling thread)
+          shared_->idChanges++;
+          record.kind = kSessionChange;
+          record.pid = event.event_data.sid.process_tgid;
+          break;
         default:
-          continue;  // sid, ptrace, comm, coredump: nothing the sensor uses
+          continue;  // ptrace, comm, coredump: nothing the sensor uses
       }
       batch_->records.push_back(std::move(record));
     }
@@ -703,6 +710,9 @@ Napi::Value RecordToJs(Napi::Env env, const Keys& keys, const Record& record) {
       put(Key::kPid, record.pid);
       put(Key::kTimeNs, static_cast<double>(record.timeNs));
       put(Key::kExitStatus, record.value);
+      break;
+    case kSessionChange:
+      put(Key::kPid, record.pid);
       break;
     case kUidChange:
     case kGidChange:

@@ -131,6 +131,7 @@ export const RecordKind = {
   overrun: 6,
   subscribed: 7,
   readError: 8,
+  sessionChange: 9,
 } as const;
 
 /** Only what the sensor uses of each kernel record (src/sensor/index.ts). */
@@ -144,6 +145,8 @@ export type ConnectorRecord =
    */
   | { kind: typeof RecordKind.exit; timeNs: number; pid: number; exitStatus: number }
   | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number; realId: number }
+  /** setsid(): the process now leads a session and a process group of its own, with no controlling terminal. */
+  | { kind: typeof RecordKind.sessionChange; pid: number }
   | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
 

@@ -420,6 +420,18 @@ export class Sensor {
           this.options.logger.warn('kernel process events were lost (socket buffer overrun); rescanning /proc');
           this.recover();
           break;
+        case RecordKind.sessionChange: {
+          // A process that calls setsid() without exec'ing (a daemon's middle fork) leads its session and
+          // group from now on, as its members' leader fields and its retention at exit need to know.
+          const entry = this.table.get(record.pid);
+          if (entry === undefined) break;
+          entry.sid = record.pid;
+          entry.pgid = record.pid;
+          entry.ttyNr = 0;
+          entry.interactive = false;
+          entry.ecs = undefined;
+          break;
+        }
         case RecordKind.readError:
           this.options.logger.error({ errno: record.code }, 'reading the process connector failed; no more process events');
           break;

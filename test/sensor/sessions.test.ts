@@ -273,6 +273,19 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(sleep.process.Ext?.ancestry[0]).toBe(bashEvent.process.entity_id);
   });
 
+  it('follows a setsid() without an exec: a daemon\'s middle fork leads the session its child execs in, also after it exited', async () => {
+    const marker = `0.3${unique()}`;
+    // perl forks a child that calls setsid() and forks again, then exits; the grandchild execs sleep later
+    const perl = spawn('perl', ['-e', `use POSIX; if (fork() == 0) { POSIX::setsid(); if (fork() == 0) { select(undef, undef, undef, 0.3); exec "/bin/sleep", "${marker}"; } exit 0; } wait; select(undef, undef, undef, 0.8);`], { stdio: 'ignore' });
+    const sleep = await sleepWith(marker);
+    expect(await exited(perl)).toBe(0);
+    const middle = sleep.process.parent?.pid;
+    expect(middle).not.toBe(perl.pid);
+    expect(sleep.process.session_leader).toMatchObject({ pid: middle, name: 'perl', same_as_process: false });
+    expect(sleep.process.group_leader).toMatchObject({ pid: middle, name: 'perl' });
+    expect(sleep.process.session_leader?.tty).toBeUndefined();
+  });
+
   it('gives processes alive at start-up their leaders, parents before children', async () => {
     const marker = `0.97${unique()}`;
     // A session that exists before the second sensor starts: its leader is known only from the /proc scan.
