@@ -198,14 +198,16 @@ describeAsRoot('opt-in and host fields on the live kernel', () => {
   });
 
   it('numbers events in kernel order: event.sequence strictly increases', async () => {
-    const child = spawn('/bin/sh', ['-c', 'for i in 1 2 3 4 5 6 7 8 9; do /usr/bin/sleep 0.0$i; done'], { stdio: 'ignore' });
+    // each sleep lives 200 ms or more: a loaded machine's reader can be late by tens of milliseconds, and an
+    // exec whose process is gone before its snapshot has no name to find it by
+    const child = spawn('/bin/sh', ['-c', 'for i in 1 2 3 4 5 6 7 8 9; do /usr/bin/sleep 0.2$i; done'], { stdio: 'ignore' });
     await exited(child);
     const shellPid = child.pid as number;
     const deadline = Date.now() + 10_000;
     const loop = () => events.filter((e) => e.process.parent?.pid === shellPid && e.process.name === 'sleep');
     while (loop().length < 9 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     const sleeps = loop();
-    expect(sleeps.map((e) => e.process.args?.[1])).toEqual(['0.01', '0.02', '0.03', '0.04', '0.05', '0.06', '0.07', '0.08', '0.09']);
+    expect(sleeps.map((e) => e.process.args?.[1])).toEqual(['0.21', '0.22', '0.23', '0.24', '0.25', '0.26', '0.27', '0.28', '0.29']);
     const sequences = events.map((e) => e.event.sequence as number);
     for (let i = 1; i < sequences.length; i++) expect(sequences[i]).toBeGreaterThan(sequences[i - 1] as number);
     expect(sequences[0]).toBe(1);
