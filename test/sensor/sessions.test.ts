@@ -283,7 +283,7 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     expect(middle).not.toBe(perl.pid);
     expect(sleep.process.session_leader).toMatchObject({ pid: middle, name: 'perl', same_as_process: false });
     expect(sleep.process.group_leader).toMatchObject({ pid: middle, name: 'perl' });
-    expect(sleep.process.session_leader?.tty).toBeUndefined();
+    expect((sleep.process.session_leader as EcsLeaderProcess | undefined)?.tty).toBeUndefined();
   });
 
   it('gives processes alive at start-up their leaders, parents before children', async () => {
