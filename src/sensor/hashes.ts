@@ -36,6 +36,9 @@ export interface HasherStats {
   hashWorkerErrors: number;
 }
 
+/** The counters of a sensor that hashes nothing (sensor.hashes empty), and a Hasher's at its start. */
+export const NO_HASHING: Readonly<HasherStats> = { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0, hashWorkerRestarts: 0, hashWorkerErrors: 0 };
+
 /** Files hashed at once, at most; beyond it an exec of a new file goes without (execsentry.hash_missing busy). */
 const MAX_QUEUED_FILES = 64;
 const MAX_CACHED_FILES = 8192;
@@ -189,7 +192,7 @@ export class Hasher {
   private closed = false;
   private nextJob = 0;
   private lastErrorLogMs = -Infinity;
-  private readonly counters: HasherStats = { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0, hashWorkerRestarts: 0, hashWorkerErrors: 0 };
+  private readonly counters: HasherStats = { ...NO_HASHING };
 
   constructor(private readonly options: HasherOptions) {}
 

@@ -14,7 +14,7 @@ import {
 import { grantingHint } from './capabilities.js';
 import { buildExecEvent, Clock, collectIds, entityIdOf, entryFromSnapshot, fillNames, sameImage } from './enrich.js';
 import { ContainerCache } from './container.js';
-import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES } from './hashes.js';
+import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES, NO_HASHING } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
 import { currentGroups, decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
 import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
@@ -294,7 +294,7 @@ export class Sensor {
       readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
-      ...(this.hasher?.stats() ?? { hashedFiles: 0, hashedBytes: 0, hashCacheHits: 0, hashTimeouts: 0, hashWorkerRestarts: 0, hashWorkerErrors: 0 }),
+      ...(this.hasher?.stats() ?? NO_HASHING),
     };
   }
 
