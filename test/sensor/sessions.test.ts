@@ -107,7 +107,9 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     const ppidFile = join(scratch, `ppid-${marker}`);
     // setsid -f: a new session whose first process is reparented (to init, or a subreaper) before it execs
     // the launcher; the launcher starts script, whose shell runs sleep and a setsid'd sleep.
-    const launcher = `while [ "$(cut -d' ' -f4 /proc/$$/stat)" = "$0" ]; do sleep 0.01; done; cut -d' ' -f4 /proc/$$/stat > ${ppidFile}; exec /bin/sh -c 'script -qec "/bin/bash -c \\"/bin/sleep ${marker}; /usr/bin/setsid /bin/sleep ${nested}; true\\"" /dev/null; true'`;
+    // script runs its command with $SHELL -c: bash execs a last simple command in place, dash (the
+    // shell when SHELL is unset, as under CI) forks it, which would put a dash between script and bash.
+    const launcher = `while [ "$(cut -d' ' -f4 /proc/$$/stat)" = "$0" ]; do sleep 0.01; done; cut -d' ' -f4 /proc/$$/stat > ${ppidFile}; exec /bin/sh -c 'SHELL=/bin/bash script -qec "/bin/bash -c \\"/bin/sleep ${marker}; /usr/bin/setsid /bin/sleep ${nested}; true\\"" /dev/null; true'`;
     const starter = spawn('/bin/sh', ['-c', `exec setsid -f /bin/sh -c '${launcher.replaceAll("'", "'\\''")}' $$ </dev/null >/dev/null 2>&1`], { stdio: 'ignore' });
     await exited(starter);
     const sleep = await sleepWith(marker);
@@ -116,7 +118,7 @@ describeAsRoot('session, group and entry leaders on the live kernel', () => {
     const script = execOf(shell.process.parent?.pid, shell, 'script');
     expect(script.process.name).toBe('script');
     const service = execOf(script.process.parent?.pid, script, 'the launcher');
-    expect(service.process.args?.[2]).toMatch(/^script /);
+    expect(service.process.args?.[2]).toMatch(/^SHELL=\/bin\/bash script /);
     const reparentedTo = Number(readFileSync(ppidFile, 'utf8').trim());
     if (reparentedTo === 1) {
       // A session started for init: its own entry, type init (auditbeat's sessionmd rule).
