@@ -1,6 +1,6 @@
-// Property names of the objects the addon hands to JavaScript (records and snapshots), made once per
-// environment and looked up once per batch: making a V8 string from a C string for every property of every
-// record cost more than the rest of the hand-over. (Node-API 8 keeps references to objects only, so the
+// Property names of the snapshot objects the addon hands to JavaScript, made once per environment and each
+// looked up at most once per batch: making a V8 string from a C string for every property of every snapshot
+// cost more than the rest of the hand-over. (Node-API 8 keeps references to objects only, so the
 // names live in an array held by reference.)
 #pragma once
 #include <napi.h>
@@ -8,11 +8,10 @@
 namespace execsentry {
 
 enum class Key : unsigned {
-  kKind, kCode, kTimeNs, kPid, kParentPid, kStartTicks, kEffectiveId, kRealId,
-  kSnapshot, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
+  kPid, kStartTicks, kPartial, kExited, kDenied, kReused, kKernelThread, kComm, kPpid, kPgid, kSid, kTtyNr, kUids,
   kGids, kCapEff, kCapPrm, kExecutable, kExecutableBytes, kCwd, kCwdBytes, kPathsLossy, kArgs, kArgsTruncated,
   kArgsLossy, kArgsBytes, kStdio, kType, kPath, kDevice, kProtocol, kLocalIp, kLocalPort, kRemoteIp, kRemotePort,
-  kEnvVars, kEnvVarsOversized, kEnvVarsTruncated, kCgroup, kExeFileKey, kExeFileSize, kExitStatus, kGroups,
+  kEnvVars, kEnvVarsOversized, kEnvVarsTruncated, kCgroup, kExeFileKey, kExeFileSize, kGroups,
   kCount,
 };
 
@@ -25,7 +24,8 @@ class Keys {
 
  private:
   Napi::Env env_;
-  napi_value names_[static_cast<size_t>(Key::kCount)];
+  napi_value array_;
+  mutable napi_value names_[static_cast<size_t>(Key::kCount)] = {};
 };
 
 }  // namespace execsentry

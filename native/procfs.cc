@@ -7,11 +7,9 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -325,33 +323,6 @@ namespace {
 
 constexpr uint64_t kExitingFlag = 0x00000004;  // PF_EXITING (include/linux/sched.h): set first thing in do_exit()
 
-// PIDFD_GET_INFO (include/uapi/linux/pidfd.h, Linux 6.13): the ioctl and the first version of its struct,
-// spelled out because the build machine's headers may predate it.
-struct PidfdInfo {
-  uint64_t mask;
-  uint64_t cgroupid;
-  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-  uint32_t spare0[1];
-};
-static_assert(sizeof(PidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
-constexpr uint64_t kPidfdInfoCreds = 1u << 1;
-const unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
-
-// Asked once of our own process; cleared if the kernel ever refuses the ioctl later.
-std::atomic<bool>& PidfdInfoFlag() {
-  static std::atomic<bool> flag{[] {
-    int fd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-    if (fd < 0) return false;
-    PidfdInfo info;
-    std::memset(&info, 0, sizeof info);
-    info.mask = kPidfdInfoCreds;
-    const bool answered = ioctl(fd, kPidfdGetInfo, &info) == 0 && (info.mask & kPidfdInfoCreds) != 0;
-    close(fd);
-    return answered;
-  }()};
-  return flag;
-}
-
 // pidfd_getfd (Linux 5.6): true until the kernel answers ENOSYS once, so older kernels are asked only once.
 std::atomic<bool>& PidfdGetfdFlag() {
   static std::atomic<bool> flag{true};
@@ -619,11 +590,12 @@ std::optional<StdStream> ReadStdStream(int dirFd, int fd, const std::optional<St
 }
 
 // The protocol and, for IP sockets, both ends of each socket among the streams; a socket on two fds (a
-// service's stdout and stderr on the journal) is asked once. `pidFd` may be -1: one is opened only for an IP
-// socket, and trusted only if the process directory still answers after it was opened (so the pid had not
-// changed hands).
-void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::optional<StdStream> (&stdio)[3], bool* endsSkipped) {
-  int ownPidFd = -1;
+// service's stdout and stderr on the journal) is asked once. A pidfd is opened only for an IP socket, and
+// trusted only if the process directory still answers after it was opened (so the pid had not changed
+// hands).
+void DescribeSockets(int dirFd, int32_t pid, bool copySockets, std::optional<StdStream> (&stdio)[3], bool* endsSkipped) {
+  int pidFd = -1;
+  bool pidFdTried = false;
   for (int fd = 0; fd < 3; fd++) {
     StdStream* stream = stdio[fd] ? &*stdio[fd] : nullptr;
     if (stream == nullptr || stream->type != StdStream::Type::kSocket) continue;
@@ -639,52 +611,18 @@ void DescribeSockets(int dirFd, int32_t pid, int pidFd, bool copySockets, std::o
     char name[8];
     std::snprintf(name, sizeof name, "fd/%d", fd);
     if (!IsIpProtocol(stream->protocol) || !copySockets || !PidfdGetfdFlag()) continue;
-    if (pidFd < 0 && ownPidFd < 0) {
-      ownPidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (!pidFdTried) {
+      pidFdTried = true;
+      pidFd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
       struct stat st;
-      if (ownPidFd >= 0 && !CachedStat(dirFd, name, 0, kStatxKind, &st)) {
-        close(ownPidFd);
-        ownPidFd = -1;
+      if (pidFd >= 0 && !CachedStat(dirFd, name, 0, kStatxKind, &st)) {
+        close(pidFd);
+        pidFd = -1;
       }
     }
-    if ((pidFd >= 0 || ownPidFd >= 0) && !ReadSocketEnds(pidFd >= 0 ? pidFd : ownPidFd, fd, stream)) *endsSkipped = true;
+    if (pidFd >= 0 && !ReadSocketEnds(pidFd, fd, stream)) *endsSkipped = true;
   }
-  if (ownPidFd >= 0) close(ownPidFd);
-}
-
-std::string HexMask(uint32_t low, uint32_t high) {
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", (static_cast<unsigned long long>(high) << 32) | low);
-  return hex;
-}
-
-// Ids (PIDFD_GET_INFO) and capability masks (capget) of the process behind pidFd. capget() names the process
-// by pid, so its answer counts only when the pidfd, opened before, still answers after it: the pid cannot
-// have changed hands in between (kernel/capability.c cap_get_target_pid looks the pid up; fs/pidfs.c
-// pidfd_info fails with ESRCH once the task is reaped). Returns false with errno set when unknown.
-bool IdsFromPidfd(int pidFd, int32_t pid, ProcStatus* out) {
-  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, pid};
-  struct __user_cap_data_struct data[2];
-  const bool capsRead = syscall(SYS_capget, &header, data) == 0;
-  PidfdInfo info;
-  std::memset(&info, 0, sizeof info);
-  info.mask = kPidfdInfoCreds;
-  if (ioctl(pidFd, kPidfdGetInfo, &info) != 0) {
-    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP) PidfdInfoFlag() = false;
-    return false;
-  }
-  if ((info.mask & kPidfdInfoCreds) == 0) {
-    errno = EOPNOTSUPP;
-    return false;
-  }
-  out->hasUid = out->hasGid = true;
-  out->uid[0] = info.ruid, out->uid[1] = info.euid, out->uid[2] = info.suid;
-  out->gid[0] = info.rgid, out->gid[1] = info.egid, out->gid[2] = info.sgid;
-  if (capsRead) {
-    out->capEff = HexMask(data[0].effective, data[1].effective);
-    out->capPrm = HexMask(data[0].permitted, data[1].permitted);
-  }
-  return true;
+  if (pidFd >= 0) close(pidFd);
 }
 
 // At most this much of environ is read, as Elastic's exec probe captures at most 40 KiB of the environment
@@ -741,8 +679,6 @@ void SetExeFileKey(const struct stat& st, Snapshot* snapshot) {
 
 }  // namespace
 
-bool PidfdInfoSupported() { return PidfdInfoFlag(); }
-
 SocketCopyCounters SocketCopyStats() { return CopyCloser::Instance().Counters(); }
 
 // What vanishes first at exit is read first (kernel/exit.c do_exit: exit_signals sets PF_EXITING, then
@@ -753,12 +689,8 @@ SocketCopyCounters SocketCopyStats() { return CopyCloser::Instance().Counters();
 Snapshot TakeSnapshot(const SnapshotRequest& request) {
   Snapshot snapshot;
   snapshot.pid = request.pid;
-  const bool viaPidfd = !request.idsFromStatus && request.procRoot == "/proc" && PidfdInfoSupported();
-  // Opened before the directory, so that it names the same process whenever its ioctl still answers later.
-  const int pidFd = viaPidfd ? static_cast<int>(syscall(SYS_pidfd_open, request.pid, 0)) : -1;
   const auto finish = [&](int dirFd) {
     if (dirFd >= 0) close(dirFd);
-    if (pidFd >= 0) close(pidFd);
     return snapshot;
   };
   std::string path = request.procRoot + "/" + std::to_string(request.pid);
@@ -855,31 +787,21 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
         }
       }
     }
-    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, pidFd, !request.withoutPidfdGetfd, snapshot.stdio, &snapshot.socketEndsSkipped);
+    if (request.procRoot == "/proc") DescribeSockets(dirFd, request.pid, !request.withoutPidfdGetfd, snapshot.stdio, &snapshot.socketEndsSkipped);
     for (const auto& stream : snapshot.stdio) missing = missing || !stream;
   }
 
-  ProcStatus ids;
-  bool idsRead = false;
-  if (pidFd >= 0) {
-    idsRead = IdsFromPidfd(pidFd, request.pid, &ids);
-  }
-  bool statusParsed = false;
-  if (!idsRead && (pidFd < 0 || !PidfdInfoSupported()) && ReadFileAt(dirFd, "status", 16384, &text)) {
-    ids = ParseProcStatus(text);
-    idsRead = ids.hasUid && ids.hasGid;
-    statusParsed = true;
-  } else if (!idsRead) {
+  // Ids, capability masks and supplemental groups in one read. status is needed for the groups on every
+  // kernel (no other interface has them), so the cheaper sources of ids and capabilities (PIDFD_GET_INFO
+  // on 6.13+, capget) would only add three system calls and a pidfd to it.
+  if (ReadFileAt(dirFd, "status", 16384, &text)) {
+    ProcStatus ids = ParseProcStatus(text);
+    if (ids.hasGroups) snapshot.groups = std::move(ids.groups);
+    if (ids.hasUid && ids.hasGid) snapshot.status = std::move(ids);
+    else missing = true;
+  } else {
     note(errno);
-  }
-  if (idsRead) snapshot.status = ids;
-  else missing = true;
-  // Supplemental groups are in status only: read it even when PIDFD_GET_INFO gave the ids (one read more).
-  if (statusParsed) {
-    if (ids.hasGroups) snapshot.groups = ids.groups;
-  } else if (ReadFileAt(dirFd, "status", 16384, &text)) {
-    ProcStatus parsed = ParseProcStatus(text);
-    if (parsed.hasGroups) snapshot.groups = std::move(parsed.groups);
+    missing = true;
   }
 
   snapshot.stat = stat;

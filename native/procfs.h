@@ -25,8 +25,8 @@ struct ProcStat {
 };
 std::optional<ProcStat> ParseProcStat(std::string_view text);
 
-// Real, effective, saved ids and capability masks (hex, as /proc/<pid>/status prints them): parsed from
-// status, or taken from PIDFD_GET_INFO and capget().
+// Real, effective, saved ids and capability masks (hex, as /proc/<pid>/status prints them), parsed from
+// status.
 struct ProcStatus {
   bool hasUid = false, hasGid = false;
   uint32_t uid[3] = {0, 0, 0};  // real, effective, saved
@@ -91,7 +91,7 @@ struct Snapshot {
   bool kernelThread = false;
   std::optional<ProcStat> stat;
   std::optional<ProcStatus> status;
-  // Supplemental group ids from /proc/<pid>/status (PIDFD_GET_INFO does not carry them).
+  // Supplemental group ids from /proc/<pid>/status.
   std::optional<std::vector<uint32_t>> groups;
   std::optional<std::string> executable, cwd;
   // The link's bytes, only for a path that was not UTF-8 (see DecodedArgs::bytes).
@@ -126,9 +126,6 @@ struct SnapshotRequest {
   // When set: the process must have started at or before this boot-clock instant (the kernel record's
   // time); a later start means the pid was reused, and nothing of that other process is kept.
   std::optional<uint64_t> notStartedAfterBoottimeNs;
-  // Ids and capabilities from /proc/<pid>/status even where the kernel offers PIDFD_GET_INFO (tests of the
-  // older-kernel path; a procRoot other than /proc always reads status).
-  bool idsFromStatus = false;
   // Never copy a standard stream's socket with pidfd_getfd, as on a kernel before 5.6 that lacks it (tests of
   // that path): a socket stream then has its protocol, not its ends.
   bool withoutPidfdGetfd = false;
@@ -151,9 +148,6 @@ struct SocketCopyCounters {
   uint64_t slowCloses = 0;
 };
 SocketCopyCounters SocketCopyStats();
-
-// Whether this kernel answers PIDFD_GET_INFO (6.13+); false once it has refused.
-bool PidfdInfoSupported();
 
 // Nanoseconds in one clock tick (sysconf(_SC_CLK_TCK)).
 uint64_t NanosPerTick();

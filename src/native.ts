@@ -18,9 +18,10 @@ export interface NativeAddon {
   /**
    * Subscribes to the kernel's netlink process connector (throws an Error with `code` EPERM,
    * EPROTONOSUPPORT, … and `syscall` when it cannot) and delivers decoded records in batches, from a reader
-   * thread, to `onBatch` on the JS thread. Exec records carry a /proc snapshot taken on that thread.
+   * thread, to `onBatch` on the JS thread, packed (decodeRecords turns them into ConnectorRecords). Exec
+   * records carry a /proc snapshot taken on that thread.
    */
-  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: ConnectorRecord[]) => void) => ProcessConnector;
+  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: Float64Array, snapshots: ProcSnapshot[]) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
   scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
   /**
@@ -83,8 +84,6 @@ export interface ReaderInfo {
   priority: string;
   /** Filtered subscriptions (Linux 6.6+) or one socket behind a BPF filter. */
   subscription: string;
-  /** Where ids and capabilities come from: PIDFD_GET_INFO (6.13+) and capget, or /proc/PID/status. */
-  ids: string;
 }
 
 export interface ConnectorStats {
@@ -149,6 +148,54 @@ export type ConnectorRecord =
   | { kind: typeof RecordKind.sessionChange; pid: number }
   | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
+
+/** Numbers per record in the packed batch (native/connector.cc kRecordStride and PackRecord). */
+export const RECORD_STRIDE = 5;
+
+/**
+ * A batch as the addon hands it over, as records: RECORD_STRIDE numbers each (kind, pid, timeNs, then two
+ * per kind), an exec's snapshot by its index in `snapshots`. Objects made here cost a fraction of what the
+ * addon paid to make them (a Node-API call per property).
+ */
+export function decodeRecords(packed: Float64Array, snapshots: ProcSnapshot[]): ConnectorRecord[] {
+  const records: ConnectorRecord[] = [];
+  for (let at = 0; at + RECORD_STRIDE <= packed.length; at += RECORD_STRIDE) {
+    const kind = packed[at] as number;
+    const pid = packed[at + 1] as number;
+    const timeNs = packed[at + 2] as number;
+    const first = packed[at + 3] as number;
+    const second = packed[at + 4] as number;
+    switch (kind) {
+      case RecordKind.exec:
+        // The addon snapshots every exec; one without would still be an exec, of a program unknown.
+        records.push({ kind, timeNs, pid, snapshot: snapshots[first] ?? { pid, partial: true } });
+        break;
+      case RecordKind.fork:
+        records.push({ kind, timeNs, pid, parentPid: first, startTicks: second });
+        break;
+      case RecordKind.exit:
+        records.push({ kind, timeNs, pid, exitStatus: first });
+        break;
+      case RecordKind.uidChange:
+      case RecordKind.gidChange:
+        records.push({ kind, pid, effectiveId: first, realId: second });
+        break;
+      case RecordKind.sessionChange:
+        records.push({ kind, pid });
+        break;
+      case RecordKind.overrun:
+        records.push({ kind });
+        break;
+      case RecordKind.subscribed:
+      case RecordKind.readError:
+        records.push({ kind, code: pid });
+        break;
+      default:
+        break;
+    }
+  }
+  return records;
+}
 
 /**
  * One process as /proc showed it. Every field is optional: what could not be read is absent (`partial`

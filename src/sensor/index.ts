@@ -4,6 +4,7 @@ import { markShared } from '../ecs/json.js';
 import { RuntimeFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
+  decodeRecords,
   native,
   RecordKind,
   type ConnectorRecord,
@@ -208,7 +209,7 @@ export class Sensor {
           legacyKernel: this.options.legacyKernel ?? process.env.EXECSENTRY_TEST_LEGACY_KERNEL === '1',
           ...this.snapshotExtras,
         },
-        (records) => this.onBatch(records),
+        (packed, snapshots) => this.onBatch(decodeRecords(packed, snapshots)),
       );
     } catch (err) {
       throw subscribeFailure(err);
@@ -239,7 +240,7 @@ export class Sensor {
     for (const records of early) this.handle(records);
     const reader = this.connector.reader();
     this.options.logger.info(
-      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, ids: reader.ids, events: this.producing() },
+      { processes: this.table.size, readerPriority: reader.priority, subscription: reader.subscription, events: this.producing() },
       `sensor started; reader thread at ${reader.priority}`,
     );
   }

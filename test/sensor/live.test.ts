@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { documentJson } from '../../src/ecs/json.js';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
+import { RECORD_STRIDE } from '../../src/native.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { eventFinder } from './helpers.js';
 import { expectEcsConformant, leaves } from '../engine/ecs.js';
@@ -277,14 +278,16 @@ describeAsRoot('sensor on the live kernel', () => {
     const code = `
       const { parentPort } = require('node:worker_threads');
       const addon = require(${JSON.stringify(addon)});
-      const seen = [];
-      const stopped = new addon.ProcessConnector({ socketBufferBytes: 1 << 20, maxArgsBytes: 4096 }, (records) => seen.push(...records));
+      const kinds = new Set();
+      const stopped = new addon.ProcessConnector({ socketBufferBytes: 1 << 20, maxArgsBytes: 4096 }, (packed) => {
+        for (let at = 0; at < packed.length; at += ${RECORD_STRIDE}) kinds.add(packed[at]);
+      });
       const leftRunning = new addon.ProcessConnector({ socketBufferBytes: 1 << 20, maxArgsBytes: 4096 }, () => {});
       require('node:child_process').execFile('/usr/bin/true', ['worker-marker'], () => {
         setTimeout(() => {
           stopped.stop();
           stopped.stop();
-          parentPort.postMessage({ kinds: [...new Set(seen.map((r) => r.kind))], stats: stopped.stats() });
+          parentPort.postMessage({ kinds: [...kinds], stats: stopped.stats() });
         }, 300);
       });
     `;
