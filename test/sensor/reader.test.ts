@@ -117,7 +117,7 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
       await until(() => events.slice(from).some((e) => e.process.parent?.pid === p.process.pid), `the exec of the kid of ${p.process.pid}`);
       const kidEvent = events.slice(from).find((e) => e.process.parent?.pid === p.process.pid) as ProcessEvent;
       kinds[expectTruthful(kidEvent, kid, [kid, '-c', 'read -t 1 v', marker], scratch)]++;
-      expect(kidEvent.process.user?.id).toBe('1'); // ids outlive an exiting process's memory
+      expect(kidEvent.process.user?.id, JSON.stringify(kidEvent)).toBe('1'); // ids outlive an exiting process's memory
     }
     expect(kinds.complete + kinds.exited).toBe(400);
   });
