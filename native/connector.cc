@@ -120,6 +120,28 @@ struct Shared {
   std::atomic<uint64_t> batches{0}, backpressureWaits{0}, wakeups{0};
   std::atomic<int> pendingBatches{0};
   std::atomic<uint64_t> socketBufferBytes{0};
+  // Records held while JavaScript was busy go the moment it is done: the JavaScript thread signals this
+  // eventfd when it finishes its last pending batch while the reader holds records (rather than the reader
+  // checking again after a while: 1 ms of latency on an idle host's login, whose execs come close together).
+  // The store to readerHolding and the load of pendingBatches on one side, the decrement and the load of
+  // readerHolding on the other, are sequentially consistent: one of the two sides always sees the other.
+  int jsIdleFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  std::atomic<bool> readerHolding{false};
+
+  Shared() = default;
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  ~Shared() {
+    if (jsIdleFd >= 0) close(jsIdleFd);
+  }
+
+  // JavaScript is done with a batch.
+  void BatchDone() {
+    if (pendingBatches.fetch_sub(1) != 1 || !readerHolding.load() || jsIdleFd < 0) return;
+    uint64_t one = 1;
+    while (write(jsIdleFd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
 };
 
 using SharedPtr = std::shared_ptr<Shared>;
@@ -392,16 +414,24 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     bool recordsMayWait = true;  // the full socket may hold records no doorbell announced (filtered mode)
     while (!failed_) {
       const bool holding = !batch_->records.empty();
-      struct pollfd set[3] = {{wakeFd_, POLLIN, 0}, {filtered_ ? doorbell_ : records_, POLLIN, 0}, {records_, POLLIN, 0}};
+      shared_->readerHolding.store(holding);
+      const bool jsBusy = holding && shared_->pendingBatches.load() > 0;
+      struct pollfd set[4];
+      nfds_t count = 0;
+      set[count++] = {wakeFd_, POLLIN, 0};
+      set[count++] = {filtered_ ? doorbell_ : records_, POLLIN, 0};
       // Idle (filtered mode): the first record of any kind wakes us; otherwise the drain timer does.
-      const nfds_t count = filtered_ && !recordsMayWait ? 3 : 2;
+      const bool watchRecords = filtered_ && !recordsMayWait;
+      if (watchRecords) set[count++] = {records_, POLLIN, 0};
+      const bool watchJs = jsBusy && shared_->jsIdleFd >= 0;
+      if (watchJs) set[count++] = {shared_->jsIdleFd, POLLIN, 0};
       int64_t timeoutNs = filtered_ && recordsMayWait ? kDrainIntervalMs * 1000000LL : -1;
       if (holding) {
-        // Held records go at the end of the coalescing window, or, while JavaScript is still busy, at the
-        // first check (every kCoalesceNs) that finds it done.
+        // Held records go at the end of the coalescing window, or, while JavaScript is still busy, when it
+        // signals that it is done (every kCoalesceNs where no eventfd could be made).
         int64_t left = static_cast<int64_t>(lastHandOverNs_ + kCoalesceNs) - static_cast<int64_t>(ClockNs(CLOCK_MONOTONIC));
-        if (left <= 0) left = kCoalesceNs;
-        timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
+        if (left <= 0) left = watchJs ? -1 : kCoalesceNs;
+        if (left >= 0) timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
       }
       struct timespec timeout = {static_cast<time_t>(timeoutNs / 1000000000LL), static_cast<long>(timeoutNs % 1000000000LL)};
       int ready = ppoll(set, count, timeoutNs < 0 ? nullptr : &timeout, nullptr);
@@ -411,11 +441,16 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       }
       shared_->wakeups++;
       if (set[0].revents != 0) break;
+      if (watchJs && set[count - 1].revents != 0) {
+        uint64_t signals;
+        while (read(shared_->jsIdleFd, &signals, sizeof signals) < 0 && errno == EINTR) {
+        }
+      }
       const bool doorbell = set[1].revents != 0;
       if (filtered_) {
         if (doorbell) Drain(doorbell_, false);
         // Every exec in the doorbell is in the full socket already (one netlink_broadcast delivers both).
-        if (doorbell || (count == 3 && set[2].revents != 0) || (ready == 0 && recordsMayWait)) recordsMayWait = Drain(records_, true) > 0;
+        if (doorbell || (watchRecords && set[2].revents != 0) || (ready == 0 && recordsMayWait)) recordsMayWait = Drain(records_, true) > 0;
       } else if (doorbell) {
         Drain(records_, true);
       }
@@ -732,7 +767,7 @@ void DeliverBatch(Napi::Env env, Napi::Function callback, SharedPtr* shared, Bat
   struct Done {
     SharedPtr* shared;
     ~Done() {
-      if (shared != nullptr) (*shared)->pendingBatches--;
+      if (shared != nullptr) (*shared)->BatchDone();
     }
   } done{shared};
   // env is null when the environment is being torn down: the batch is only freed.

@@ -17,7 +17,7 @@ import { buildExecEvent, Clock, collectIds, entityIdOf, entryFromSnapshot, fillN
 import { ContainerCache } from './container.js';
 import { Hasher, type HashAlgorithm, type HasherStats, DEFAULT_HASH_WAIT_MS, DEFAULT_MAX_HASH_FILE_BYTES, NO_HASHING } from './hashes.js';
 import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js';
-import { currentGroups, decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
+import { decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
 import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
 import { ProcessTable, type ProcessEntry } from './table.js';
@@ -411,8 +411,7 @@ export class Sensor {
             entry.gid = record.effectiveId;
             entry.rgid = record.realId;
           }
-          const groups = currentGroups(this.procRoot, entry);
-          if (groups !== undefined) entry.groups = groups;
+          entry.groupsStaleIn = this.procRoot;
           // Its fields as a parent or leader are rebuilt with the new id.
           entry.ecs = undefined;
           break;
