@@ -20,6 +20,10 @@
  * its history entry is fsync'ed first); latency = the alert's arrival on stdout minus its @timestamp (the
  * kernel's exec time, in whole milliseconds: an upper bound by up to 1 ms). At idle, and during a storm. A
  * fresh agent every 90 shells: the built-in rule's max_signals stops it at 100 alerts per rule interval.
+ * At idle each fresh agent's first shell is timed apart (its first NSS look-ups and cold code, paid once by
+ * an agent that runs for days), and the wake-up probe runs beside the shells too: how late an ordinary
+ * thread wakes on this machine while the shells run is the floor under each of the pipeline's hops from
+ * one thread to another (reader → JavaScript → thread pool for the fdatasync → the alert's reader).
  * The idle run is repeated with the state directory on /dev/shm (tmpfs: fsync returns at once), and the
  * state directory's own disk is timed alone (append + fdatasync, as the store commits a new term), so that
  * the pipeline's latency and the disk's are told apart.
@@ -262,6 +266,9 @@ interface Latency {
   missed: number;
   /** During a storm: the agent's JavaScript (main) thread CPU per storm exec, in seconds. */
   mainPerExec?: number;
+  /** At idle: the first shell of each fresh agent (not in samples), and the wake-up probe beside the shells. */
+  firstOfAgent?: number[];
+  wakeLateness?: { p99: number; max: number };
 }
 
 // The built-in rule's max_signals (100 alerts per rule interval): a fresh agent after this many shells.
@@ -320,14 +327,10 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
     await new Promise((r) => setTimeout(r, 200)); // the storm under way
   }
   const samples: number[] = [];
+  const firstOfAgent: number[] = [];
   let missed = 0;
-  // During the storm one agent only, so that its CPU can be read across the whole storm.
-  for (let i = 0; duringStorm ? !stormDone && i < Math.min(shells, SHELLS_PER_AGENT) : i < shells; i++) {
-    if (i > 0 && i % SHELLS_PER_AGENT === 0) {
-      await agent.stop();
-      agent = await startRun(join(stateRoot, `state-${name}-${i}`));
-    }
-    const shell = join(shellDir, `sh-${i}`);
+  /** One shell as daemon, from a new copy of bash: its exec → alert latency, or undefined without alert. */
+  const shellLatency = async (shell: string): Promise<number | undefined> => {
     copyFileSync('/bin/bash', shell);
     chmodSync(shell, 0o755);
     // read waits on the terminal (no input) for 50 ms: the shell is alive while it is read.
@@ -336,8 +339,37 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
     await waitFor(() => agent.arrivals.has(shell), 2_000);
     const arrived = agent.arrivals.get(shell);
     const at = agent.timestamps.get(shell);
-    if (arrived === undefined || at === undefined) missed++;
-    else samples.push(arrived - at);
+    return arrived === undefined || at === undefined ? undefined : arrived - at;
+  };
+  // The first alert of a fresh agent waits for its first NSS look-ups and runs cold code: an agent that
+  // runs for days pays that once, this benchmark once per SHELLS_PER_AGENT shells. At idle it is a shell of
+  // its own, reported apart.
+  const firstShell = async (i: number) => {
+    if (duringStorm) return;
+    const latency = await shellLatency(join(shellDir, `first-${i}`));
+    if (latency !== undefined) firstOfAgent.push(latency);
+  };
+  const probe = duringStorm ? undefined : spawn(wakeProbe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let probeOutput = '';
+  probe?.stdout!.on('data', (chunk: Buffer) => (probeOutput += chunk.toString()));
+  await firstShell(0);
+  // During the storm one agent only, so that its CPU can be read across the whole storm.
+  for (let i = 0; duringStorm ? !stormDone && i < Math.min(shells, SHELLS_PER_AGENT) : i < shells; i++) {
+    if (i > 0 && i % SHELLS_PER_AGENT === 0) {
+      await agent.stop();
+      agent = await startRun(join(stateRoot, `state-${name}-${i}`));
+      await firstShell(i);
+    }
+    const latency = await shellLatency(join(shellDir, `sh-${i}`));
+    if (latency === undefined) missed++;
+    else samples.push(latency);
+  }
+  let wakeLateness: Latency['wakeLateness'];
+  if (probe !== undefined) {
+    probe.kill('SIGTERM');
+    await exited(probe);
+    const [, p99 = NaN, max = NaN] = probeOutput.trim().split(' ').map(Number);
+    wakeLateness = { p99, max };
   }
   let mainPerExec: number | undefined;
   if (background !== undefined && before !== undefined) {
@@ -346,7 +378,7 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
     mainPerExec = cpuSplit(agent.pid, before, threadTicks(agent.pid)).main / Number(stormOutput.trim().split(' ')[0]);
   }
   await agent.stop();
-  return { samples, missed, ...(mainPerExec !== undefined ? { mainPerExec } : {}) };
+  return { samples, missed, ...(mainPerExec !== undefined ? { mainPerExec } : {}), ...(duringStorm ? {} : { firstOfAgent, wakeLateness }) };
 }
 
 /**
@@ -463,6 +495,10 @@ const lateness = (rounds: StormResult[]) =>
 process.stdout.write(`| ordinary thread's 1 ms sleeps during the storm: lateness p99 / max | ${lateness(without)} | ${lateness(withAgent)} | ${lateness(withForkstat)} |\n`);
 process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} | |\n`);
 process.stdout.write(`| the same, state directory on tmpfs (no disk in the path) | | ${percentiles(idleOnTmpfs)} | |\n`);
+const firsts = [...(idle.firstOfAgent ?? []), ...(idleOnTmpfs.firstOfAgent ?? [])];
+process.stdout.write(`| the first alert of each fresh agent (first NSS look-ups, cold code; not in the rows above) | | ${firsts.map((ms) => `${ms}`).join(', ')} ms | |\n`);
+const idleWake = (latency: Latency) => (latency.wakeLateness ? `${latency.wakeLateness.p99} / ${latency.wakeLateness.max} µs` : '—');
+process.stdout.write(`| ordinary thread's 1 ms sleeps during the idle shells: lateness p99 / max (disk run, tmpfs run) | | ${idleWake(idle)}, ${idleWake(idleOnTmpfs)} | |\n`);
 process.stdout.write(`| the state directory's disk alone: append + fdatasync p50 / p99 / max | | ${percentiles(diskCommit, 'commits', 2)} | |\n`);
 process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, during a storm | | ${percentiles(busy)} | |\n`);
 process.stdout.write(`| \`run\` (built-in rule) JavaScript thread CPU per storm exec | | ${((busy.mainPerExec ?? NaN) * 1e6).toFixed(1)} µs | |\n`);
