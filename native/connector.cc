@@ -416,6 +416,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       const bool holding = !batch_->records.empty();
       shared_->readerHolding.store(holding);
       const bool jsBusy = holding && shared_->pendingBatches.load() > 0;
+      // Time left in the coalescing window: while it runs, its end (not JavaScript) decides.
+      const int64_t windowLeft = static_cast<int64_t>(lastHandOverNs_ + kCoalesceNs) - static_cast<int64_t>(ClockNs(CLOCK_MONOTONIC));
       struct pollfd set[4];
       nfds_t count = 0;
       set[count++] = {wakeFd_, POLLIN, 0};
@@ -423,14 +425,13 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       // Idle (filtered mode): the first record of any kind wakes us; otherwise the drain timer does.
       const bool watchRecords = filtered_ && !recordsMayWait;
       if (watchRecords) set[count++] = {records_, POLLIN, 0};
-      const bool watchJs = jsBusy && shared_->jsIdleFd >= 0;
+      const bool watchJs = jsBusy && windowLeft <= 0 && shared_->jsIdleFd >= 0;
       if (watchJs) set[count++] = {shared_->jsIdleFd, POLLIN, 0};
       int64_t timeoutNs = filtered_ && recordsMayWait ? kDrainIntervalMs * 1000000LL : -1;
       if (holding) {
         // Held records go at the end of the coalescing window, or, while JavaScript is still busy, when it
         // signals that it is done (every kCoalesceNs where no eventfd could be made).
-        int64_t left = static_cast<int64_t>(lastHandOverNs_ + kCoalesceNs) - static_cast<int64_t>(ClockNs(CLOCK_MONOTONIC));
-        if (left <= 0) left = watchJs ? -1 : kCoalesceNs;
+        const int64_t left = windowLeft > 0 ? windowLeft : watchJs ? -1 : kCoalesceNs;
         if (left >= 0) timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
       }
       struct timespec timeout = {static_cast<time_t>(timeoutNs / 1000000000LL), static_cast<long>(timeoutNs % 1000000000LL)};
@@ -722,7 +723,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
 };
 
 // A record as JavaScript receives it: kRecordStride numbers in one Float64Array (src/native.ts
-// decodeRecords), and for an exec the index of its snapshot in a second array (-1 without one). An object
+// decodeRecords), and for an exec the index of its snapshot in the batch's JSON array of snapshots (-1
+// without one). An object
 // per record made here cost a Node-API call per property, three records per exec, more than the JavaScript
 // that reads them; typed-array slots cost nothing, and JavaScript makes the small objects in a fraction.
 // Slots: kind, pid, timeNs, then per kind: exec: snapshot index; fork: parentPid, startTicks; exit: exit
@@ -773,24 +775,23 @@ void DeliverBatch(Napi::Env env, Napi::Function callback, SharedPtr* shared, Bat
   // env is null when the environment is being torn down: the batch is only freed.
   if (static_cast<napi_env>(env) == nullptr || callback.IsEmpty()) return;
   try {
-    const Keys keys(env);
     const size_t count = owned->records.size();
     Napi::Float64Array numbers = Napi::Float64Array::New(env, count * kRecordStride);
     double* slots = numbers.Data();
-    uint32_t snapshotCount = 0;
-    for (const Record& record : owned->records) snapshotCount += record.snapshot ? 1 : 0;
-    Napi::Array snapshots = Napi::Array::New(env, snapshotCount);
-    uint32_t next = 0;
+    std::string snapshots = "[";
+    int32_t next = 0;
     for (size_t i = 0; i < count; i++) {
       const Record& record = owned->records[i];
       int32_t index = -1;
       if (record.snapshot) {
-        index = static_cast<int32_t>(next);
-        snapshots.Set(next++, SnapshotToJs(env, keys, *record.snapshot));
+        if (next > 0) snapshots += ',';
+        SnapshotJson(*record.snapshot, &snapshots);
+        index = next++;
       }
       PackRecord(record, index, slots + i * kRecordStride);
     }
-    callback.Call({numbers, snapshots});
+    snapshots += ']';
+    callback.Call({numbers, Napi::String::New(env, snapshots)});
   } catch (const Napi::Error& error) {
     error.ThrowAsJavaScriptException();  // reported as an uncaught exception; the sensor catches its own
   }

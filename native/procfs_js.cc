@@ -1,7 +1,8 @@
-// The JavaScript face of procfs.cc: the snapshot object, scanProcesses() (a whole /proc walk on a worker
+// The JavaScript face of procfs.cc: the snapshot as JSON, scanProcesses() (a whole /proc walk on a worker
 // thread, never on the JS thread) and the clock offsets used to turn kernel times into wall-clock times.
 #include <time.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,115 +26,167 @@ const char* StdStreamTypeName(StdStream::Type type) {
   return "other";
 }
 
-Napi::Object StdStreamToJs(Napi::Env env, const Keys& keys, const StdStream& stream) {
-  Napi::Object out = Napi::Object::New(env);
-  const auto put = [&](Key key, napi_value value) { keys.Put(out, key, value); };
-  const auto text = [&](Key key, const std::string& value) {
-    if (!value.empty()) put(key, Napi::String::New(env, value));
-  };
-  const auto port = [&](Key key, int32_t value) {
-    if (value >= 0) put(key, Napi::Number::New(env, value));
-  };
-  put(Key::kType, Napi::String::New(env, StdStreamTypeName(stream.type)));
-  text(Key::kPath, stream.path);
-  if (stream.type == StdStream::Type::kCharDevice) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, static_cast<double>(stream.device.major)));
-    pair.Set(1u, Napi::Number::New(env, static_cast<double>(stream.device.minor)));
-    put(Key::kDevice, pair);
+// JSON text, appended. Strings are UTF-8 already (ToUtf8Lossy made them so; the raw bytes of a lossy path
+// or argument go as base64): only quotes, backslashes and control characters need escaping.
+class Json {
+ public:
+  explicit Json(std::string* out) : out_(*out) {}
+
+  void Begin() { out_ += '{', first_ = true; }
+  void End() { out_ += '}', first_ = false; }
+
+  Json& Key(const char* key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += '"', out_ += key, out_ += "\":";
+    return *this;
   }
-  text(Key::kProtocol, stream.protocol);
-  text(Key::kLocalIp, stream.localIp);
-  port(Key::kLocalPort, stream.localPort);
-  text(Key::kRemoteIp, stream.remoteIp);
-  port(Key::kRemotePort, stream.remotePort);
-  return out;
+
+  void String(std::string_view text) {
+    out_ += '"';
+    for (char c : text) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte == '"' || byte == '\\') {
+        out_ += '\\', out_ += c;
+      } else if (byte < 0x20) {
+        char escape[7];
+        std::snprintf(escape, sizeof escape, "\\u%04x", byte);
+        out_ += escape;
+      } else {
+        out_ += c;
+      }
+    }
+    out_ += '"';
+  }
+
+  void Base64(std::string_view bytes) {
+    static constexpr char kDigits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    out_ += '"';
+    size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+      const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+      out_ += kDigits[n >> 18], out_ += kDigits[(n >> 12) & 63], out_ += kDigits[(n >> 6) & 63], out_ += kDigits[n & 63];
+    }
+    if (i < bytes.size()) {
+      const bool two = i + 1 < bytes.size();
+      const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) | (two ? static_cast<uint8_t>(bytes[i + 1]) << 8 : 0);
+      out_ += kDigits[n >> 18], out_ += kDigits[(n >> 12) & 63];
+      out_ += two ? kDigits[(n >> 6) & 63] : '=';
+      out_ += '=';
+    }
+    out_ += '"';
+  }
+
+  void Number(int64_t value) { out_ += std::to_string(value); }
+  void Unsigned(uint64_t value) { out_ += std::to_string(value); }
+  void True() { out_ += "true"; }
+  void Bool(bool value) { out_ += value ? "true" : "false"; }
+  void Null() { out_ += "null"; }
+
+  template <typename T, typename Each>
+  void Array(const std::vector<T>& items, Each each) {
+    out_ += '[';
+    for (size_t i = 0; i < items.size(); i++) {
+      if (i > 0) out_ += ',';
+      each(items[i]);
+    }
+    out_ += ']';
+  }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+void StdStreamJson(const StdStream& stream, std::string* out) {
+  Json json(out);
+  json.Begin();
+  json.Key("type").String(StdStreamTypeName(stream.type));
+  if (!stream.path.empty()) json.Key("path").String(stream.path);
+  if (stream.type == StdStream::Type::kCharDevice) {
+    json.Key("device");
+    *out += '[' + std::to_string(stream.device.major) + ',' + std::to_string(stream.device.minor) + ']';
+  }
+  if (!stream.protocol.empty()) json.Key("protocol").String(stream.protocol);
+  if (!stream.localIp.empty()) json.Key("localIp").String(stream.localIp);
+  if (stream.localPort >= 0) json.Key("localPort").Number(stream.localPort);
+  if (!stream.remoteIp.empty()) json.Key("remoteIp").String(stream.remoteIp);
+  if (stream.remotePort >= 0) json.Key("remotePort").Number(stream.remotePort);
+  json.End();
 }
 
 }  // namespace
 
-Napi::Object SnapshotToJs(Napi::Env env, const Keys& keys, const Snapshot& snapshot) {
-  Napi::Object out = Napi::Object::New(env);
-  const auto put = [&](Key key, napi_value value) { keys.Put(out, key, value); };
-  const auto number = [&](double value) { return Napi::Number::New(env, value); };
-  const auto yes = [&](Key key) { put(key, Napi::Boolean::New(env, true)); };
-  put(Key::kPid, number(snapshot.pid));
-  put(Key::kPartial, Napi::Boolean::New(env, snapshot.partial));
-  if (snapshot.exited) yes(Key::kExited);
-  if (snapshot.denied) yes(Key::kDenied);
-  if (snapshot.reused) yes(Key::kReused);
-  if (snapshot.kernelThread) yes(Key::kKernelThread);
+void SnapshotJson(const Snapshot& snapshot, std::string* out) {
+  Json json(out);
+  const auto strings = [&](const char* key, const std::vector<std::string>& list) {
+    if (list.empty()) return;
+    json.Key(key).Array(list, [&](const std::string& item) { json.String(item); });
+  };
+  json.Begin();
+  json.Key("pid").Number(snapshot.pid);
+  json.Key("partial").Bool(snapshot.partial);
+  if (snapshot.exited) json.Key("exited").True();
+  if (snapshot.denied) json.Key("denied").True();
+  if (snapshot.reused) json.Key("reused").True();
+  if (snapshot.kernelThread) json.Key("kernelThread").True();
   if (snapshot.stat) {
     const ProcStat& stat = *snapshot.stat;
     bool commLossy = false;
-    put(Key::kComm, Napi::String::New(env, ToUtf8Lossy(stat.comm, &commLossy)));
-    put(Key::kStartTicks, number(static_cast<double>(stat.startTicks)));
-    put(Key::kPpid, number(static_cast<double>(stat.ppid)));
-    put(Key::kPgid, number(static_cast<double>(stat.pgid)));
-    put(Key::kSid, number(static_cast<double>(stat.sid)));
-    put(Key::kTtyNr, number(static_cast<double>(stat.ttyNr)));
+    json.Key("comm").String(ToUtf8Lossy(stat.comm, &commLossy));
+    json.Key("startTicks").Unsigned(stat.startTicks);
+    json.Key("ppid").Number(stat.ppid);
+    json.Key("pgid").Number(stat.pgid);
+    json.Key("sid").Number(stat.sid);
+    json.Key("ttyNr").Number(stat.ttyNr);
   }
   if (snapshot.status) {
     const ProcStatus& status = *snapshot.status;
-    Napi::Array uids = Napi::Array::New(env, 3), gids = Napi::Array::New(env, 3);
-    for (uint32_t i = 0; i < 3; i++) {
-      uids.Set(i, number(status.uid[i]));
-      gids.Set(i, number(status.gid[i]));
-    }
-    put(Key::kUids, uids);
-    put(Key::kGids, gids);
-    if (!status.capEff.empty()) put(Key::kCapEff, Napi::String::New(env, status.capEff));
-    if (!status.capPrm.empty()) put(Key::kCapPrm, Napi::String::New(env, status.capPrm));
+    const std::vector<uint32_t> uids(status.uid, status.uid + 3), gids(status.gid, status.gid + 3);
+    json.Key("uids").Array(uids, [&](uint32_t id) { json.Unsigned(id); });
+    json.Key("gids").Array(gids, [&](uint32_t id) { json.Unsigned(id); });
+    if (!status.capEff.empty()) json.Key("capEff").String(status.capEff);
+    if (!status.capPrm.empty()) json.Key("capPrm").String(status.capPrm);
   }
-  if (snapshot.groups) {
-    Napi::Array groups = Napi::Array::New(env, snapshot.groups->size());
-    for (size_t i = 0; i < snapshot.groups->size(); i++) groups.Set(static_cast<uint32_t>(i), number((*snapshot.groups)[i]));
-    put(Key::kGroups, groups);
-  }
-  const auto bytes = [&](const std::string& raw) { return Napi::Buffer<char>::Copy(env, raw.data(), raw.size()); };
-  if (snapshot.executable) put(Key::kExecutable, Napi::String::New(env, *snapshot.executable));
-  if (snapshot.executableBytes) put(Key::kExecutableBytes, bytes(*snapshot.executableBytes));
-  if (snapshot.cwd) put(Key::kCwd, Napi::String::New(env, *snapshot.cwd));
-  if (snapshot.cwdBytes) put(Key::kCwdBytes, bytes(*snapshot.cwdBytes));
-  if (snapshot.pathsLossy) yes(Key::kPathsLossy);
+  if (snapshot.groups) json.Key("groups").Array(*snapshot.groups, [&](uint32_t id) { json.Unsigned(id); });
+  if (snapshot.executable) json.Key("executable").String(*snapshot.executable);
+  if (snapshot.executableBytes) json.Key("executableBytes").Base64(*snapshot.executableBytes);
+  if (snapshot.cwd) json.Key("cwd").String(*snapshot.cwd);
+  if (snapshot.cwdBytes) json.Key("cwdBytes").Base64(*snapshot.cwdBytes);
+  if (snapshot.pathsLossy) json.Key("pathsLossy").True();
   if (snapshot.args) {
     const DecodedArgs& decoded = *snapshot.args;
-    Napi::Array args = Napi::Array::New(env, decoded.args.size());
-    for (size_t i = 0; i < decoded.args.size(); i++) args.Set(static_cast<uint32_t>(i), Napi::String::New(env, decoded.args[i]));
-    put(Key::kArgs, args);
-    if (decoded.truncated) yes(Key::kArgsTruncated);
+    json.Key("args").Array(decoded.args, [&](const std::string& arg) { json.String(arg); });
+    if (decoded.truncated) json.Key("argsTruncated").True();
     if (decoded.lossy) {
-      yes(Key::kArgsLossy);
-      Napi::Array argsBytes = Napi::Array::New(env, decoded.bytes.size());
-      for (size_t i = 0; i < decoded.bytes.size(); i++) argsBytes.Set(static_cast<uint32_t>(i), bytes(decoded.bytes[i]));
-      put(Key::kArgsBytes, argsBytes);
+      json.Key("argsLossy").True();
+      json.Key("argsBytes").Array(decoded.bytes, [&](const std::string& bytes) { json.Base64(bytes); });
     }
   }
-  const auto strings = [&](Key key, const std::vector<std::string>& list) {
-    if (list.empty()) return;
-    Napi::Array array = Napi::Array::New(env, list.size());
-    for (size_t i = 0; i < list.size(); i++) array.Set(static_cast<uint32_t>(i), Napi::String::New(env, list[i]));
-    put(key, array);
-  };
-  strings(Key::kEnvVars, snapshot.envVars);
-  strings(Key::kEnvVarsOversized, snapshot.envVarsOversized);
-  if (snapshot.envVarsTruncated) yes(Key::kEnvVarsTruncated);
+  strings("envVars", snapshot.envVars);
+  strings("envVarsOversized", snapshot.envVarsOversized);
+  if (snapshot.envVarsTruncated) json.Key("envVarsTruncated").True();
   if (snapshot.cgroup) {
     bool lossy = false;
-    put(Key::kCgroup, Napi::String::New(env, ToUtf8Lossy(*snapshot.cgroup, &lossy)));
+    json.Key("cgroup").String(ToUtf8Lossy(*snapshot.cgroup, &lossy));
   }
   if (snapshot.exeFileKey) {
-    put(Key::kExeFileKey, Napi::String::New(env, *snapshot.exeFileKey));
-    put(Key::kExeFileSize, number(static_cast<double>(snapshot.exeFileSize)));
+    json.Key("exeFileKey").String(*snapshot.exeFileKey);
+    json.Key("exeFileSize").Unsigned(snapshot.exeFileSize);
   }
   bool anyStream = false;
   for (const auto& stream : snapshot.stdio) anyStream = anyStream || stream.has_value();
   if (anyStream) {
-    Napi::Array stdio = Napi::Array::New(env, 3);
-    for (uint32_t fd = 0; fd < 3; fd++) stdio.Set(fd, snapshot.stdio[fd] ? StdStreamToJs(env, keys, *snapshot.stdio[fd]) : env.Null());
-    put(Key::kStdio, stdio);
+    json.Key("stdio");
+    *out += '[';
+    for (int fd = 0; fd < 3; fd++) {
+      if (fd > 0) *out += ',';
+      if (snapshot.stdio[fd]) StdStreamJson(*snapshot.stdio[fd], out);
+      else *out += "null";
+    }
+    *out += ']';
   }
-  return out;
+  json.End();
 }
 
 std::vector<std::string> StringList(Napi::Value value) {
@@ -183,11 +236,13 @@ class ScanWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
-    Napi::Env env = Env();
-    const Keys keys(env);
-    Napi::Array result = Napi::Array::New(env, snapshots_.size());
-    for (size_t i = 0; i < snapshots_.size(); i++) result.Set(static_cast<uint32_t>(i), SnapshotToJs(env, keys, snapshots_[i]));
-    deferred_.Resolve(result);
+    std::string json = "[";
+    for (size_t i = 0; i < snapshots_.size(); i++) {
+      if (i > 0) json += ',';
+      SnapshotJson(snapshots_[i], &json);
+    }
+    json += ']';
+    deferred_.Resolve(Napi::String::New(Env(), json));
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
@@ -205,7 +260,7 @@ class ScanWorker : public Napi::AsyncWorker {
 };
 
 // scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey?, withoutPidfdGetfd? }?) →
-// Promise<Snapshot[]>: every pid of procRoot, or the given ones.
+// Promise<string>: the snapshots of every pid of procRoot, or of the given ones, as one JSON array.
 Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {

@@ -18,10 +18,11 @@ export interface NativeAddon {
   /**
    * Subscribes to the kernel's netlink process connector (throws an Error with `code` EPERM,
    * EPROTONOSUPPORT, … and `syscall` when it cannot) and delivers decoded records in batches, from a reader
-   * thread, to `onBatch` on the JS thread, packed (decodeRecords turns them into ConnectorRecords). Exec
-   * records carry a /proc snapshot taken on that thread.
+   * thread, to `onBatch` on the JS thread, packed: the records' numbers and the JSON array of their
+   * snapshots (decodeRecords turns them into ConnectorRecords). Exec records carry a /proc snapshot taken
+   * on that thread.
    */
-  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: Float64Array, snapshots: ProcSnapshot[]) => void) => ProcessConnector;
+  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: Float64Array, snapshotsJson: string) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
   scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
   /**
@@ -152,12 +153,31 @@ export type ConnectorRecord =
 /** Numbers per record in the packed batch (native/connector.cc kRecordStride and PackRecord). */
 export const RECORD_STRIDE = 5;
 
+/** The addon's JSON array of snapshots (native/procfs_js.cc SnapshotJson): raw bytes come as base64. */
+export function parseSnapshots(json: string): ProcSnapshot[] {
+  const snapshots = JSON.parse(json) as WireSnapshot[];
+  for (const snapshot of snapshots) {
+    if (snapshot.executableBytes !== undefined) snapshot.executableBytes = Buffer.from(snapshot.executableBytes as string, 'base64');
+    if (snapshot.cwdBytes !== undefined) snapshot.cwdBytes = Buffer.from(snapshot.cwdBytes as string, 'base64');
+    if (snapshot.argsBytes !== undefined) snapshot.argsBytes = (snapshot.argsBytes as string[]).map((bytes) => Buffer.from(bytes, 'base64'));
+  }
+  return snapshots as ProcSnapshot[];
+}
+
+/** A snapshot as JSON carries it, before parseSnapshots turns its base64 fields into Buffers. */
+type WireSnapshot = Omit<ProcSnapshot, 'executableBytes' | 'cwdBytes' | 'argsBytes'> & {
+  executableBytes?: string | Buffer;
+  cwdBytes?: string | Buffer;
+  argsBytes?: string[] | Buffer[];
+};
+
 /**
  * A batch as the addon hands it over, as records: RECORD_STRIDE numbers each (kind, pid, timeNs, then two
- * per kind), an exec's snapshot by its index in `snapshots`. Objects made here cost a fraction of what the
- * addon paid to make them (a Node-API call per property).
+ * per kind), an exec's snapshot by its index in the JSON array `snapshotsJson`. Objects made here cost a
+ * fraction of what the addon paid to make them (a Node-API call per property).
  */
-export function decodeRecords(packed: Float64Array, snapshots: ProcSnapshot[]): ConnectorRecord[] {
+export function decodeRecords(packed: Float64Array, snapshotsJson: string): ConnectorRecord[] {
+  const snapshots = parseSnapshots(snapshotsJson);
   const records: ConnectorRecord[] = [];
   for (let at = 0; at + RECORD_STRIDE <= packed.length; at += RECORD_STRIDE) {
     const kind = packed[at] as number;
@@ -282,18 +302,25 @@ export interface ClockOffsets {
 
 const require = createRequire(import.meta.url);
 
+/** What the addon exports: scanProcesses answers JSON, which native() parses. */
+type AddonExports = Omit<NativeAddon, 'scanProcesses'> & {
+  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<string>;
+};
+
 let loaded: NativeAddon | undefined;
 
 /** Loads the addon once; throws a clear error when it was not built (`npm ci` builds it). */
 export function native(): NativeAddon {
   if (loaded === undefined) {
+    let exports: AddonExports;
     try {
-      loaded = require('../build/Release/execsentry.node') as NativeAddon;
+      exports = require('../build/Release/execsentry.node') as AddonExports;
     } catch (err) {
       throw new Error(
         `the native addon is not built (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); run \`npm ci\` or \`npx node-gyp rebuild\``,
       );
     }
+    loaded = { ...exports, scanProcesses: (...args) => exports.scanProcesses(...args).then(parseSnapshots) };
   }
   return loaded;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRecords, RECORD_STRIDE, RecordKind, type ProcSnapshot } from '../src/native.js';
+import { decodeRecords, parseSnapshots, RECORD_STRIDE, RecordKind, type ProcSnapshot } from '../src/native.js';
 
 /** The addon's packed batch (native/connector.cc PackRecord) for `rows` of [kind, pid, timeNs, first, second]. */
 function packed(rows: number[][]): Float64Array {
@@ -24,7 +24,7 @@ describe('decodeRecords', () => {
         [RecordKind.overrun, 0, 0, 0, 0],
         [RecordKind.readError, 105, 0, 0, 0],
       ]),
-      [first, second],
+      JSON.stringify([first, second]),
     );
     expect(records).toEqual([
       { kind: RecordKind.subscribed, code: 0 },
@@ -41,6 +41,20 @@ describe('decodeRecords', () => {
   });
 
   it('keeps an exec that came without a snapshot, as one of a program unknown', () => {
-    expect(decodeRecords(packed([[RecordKind.exec, 7, 5, -1, 0]]), [])).toEqual([{ kind: RecordKind.exec, timeNs: 5, pid: 7, snapshot: { pid: 7, partial: true } }]);
+    expect(decodeRecords(packed([[RecordKind.exec, 7, 5, -1, 0]]), '[]')).toEqual([{ kind: RecordKind.exec, timeNs: 5, pid: 7, snapshot: { pid: 7, partial: true } }]);
+  });
+});
+
+describe('parseSnapshots', () => {
+  it('turns the base64 of raw paths and arguments into their bytes', () => {
+    const json = JSON.stringify([
+      { pid: 1, partial: false, executableBytes: Buffer.from([0x2f, 0xff, 0x61]).toString('base64'), cwdBytes: Buffer.from([0xfe]).toString('base64'), argsBytes: ['', Buffer.from([0x80, 0x0a]).toString('base64')] },
+      { pid: 2, partial: true },
+    ]);
+    const [lossy, plain] = parseSnapshots(json);
+    expect(lossy?.executableBytes).toEqual(Buffer.from([0x2f, 0xff, 0x61]));
+    expect(lossy?.cwdBytes).toEqual(Buffer.from([0xfe]));
+    expect(lossy?.argsBytes).toEqual([Buffer.alloc(0), Buffer.from([0x80, 0x0a])]);
+    expect(plain).toEqual({ pid: 2, partial: true });
   });
 });
