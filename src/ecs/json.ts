@@ -37,7 +37,7 @@ function valueJson(value: unknown, depth: number): string | undefined {
     sharedText.set(value, text);
     return text;
   }
-  if (depth === 0 || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value);
+  if (depth === 0 || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsShared(value, depth)) return JSON.stringify(value);
   let out = '{';
   for (const key of Object.keys(value)) {
     const text = valueJson((value as Record<string, unknown>)[key], depth - 1);
@@ -45,6 +45,20 @@ function valueJson(value: unknown, depth: number): string | undefined {
     out += `${out.length === 1 ? '' : ','}${quotedKey(key)}:${text}`;
   }
   return `${out}}`;
+}
+
+/**
+ * Whether a marked part lies within `depth` levels of `value`: only then is it taken apart; any other
+ * object (user, tty, event, a stream) is one JSON.stringify call rather than one per field.
+ */
+function holdsShared(value: object, depth: number): boolean {
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child !== 'object' || child === null) continue;
+    if (sharedText.has(child)) return true;
+    if (depth > 1 && !Array.isArray(child) && holdsShared(child, depth - 1)) return true;
+  }
+  return false;
 }
 
 /** Field names repeat in every event: each is quoted once. */
