@@ -349,28 +349,39 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
     const latency = await shellLatency(join(shellDir, `first-${i}`));
     if (latency !== undefined) firstOfAgent.push(latency);
   };
-  const probe = duringStorm ? undefined : spawn(wakeProbe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let probeOutput = '';
-  probe?.stdout!.on('data', (chunk: Buffer) => (probeOutput += chunk.toString()));
+  // The probe runs beside the timed shells only, not beside an agent's start (its /proc scan).
+  const lateness: { p99: number; max: number }[] = [];
+  let stopProbe: (() => Promise<void>) | undefined;
+  const startProbe = () => {
+    if (duringStorm) return;
+    const probe = spawn(wakeProbe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    probe.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    stopProbe = async () => {
+      probe.kill('SIGTERM');
+      await exited(probe);
+      const [, p99 = NaN, max = NaN] = output.trim().split(' ').map(Number);
+      lateness.push({ p99, max });
+    };
+  };
   await firstShell(0);
+  startProbe();
   // During the storm one agent only, so that its CPU can be read across the whole storm.
   for (let i = 0; duringStorm ? !stormDone && i < Math.min(shells, SHELLS_PER_AGENT) : i < shells; i++) {
     if (i > 0 && i % SHELLS_PER_AGENT === 0) {
+      await stopProbe?.();
       await agent.stop();
       agent = await startRun(join(stateRoot, `state-${name}-${i}`));
       await firstShell(i);
+      startProbe();
     }
     const latency = await shellLatency(join(shellDir, `sh-${i}`));
     if (latency === undefined) missed++;
     else samples.push(latency);
   }
-  let wakeLateness: Latency['wakeLateness'];
-  if (probe !== undefined) {
-    probe.kill('SIGTERM');
-    await exited(probe);
-    const [, p99 = NaN, max = NaN] = probeOutput.trim().split(' ').map(Number);
-    wakeLateness = { p99, max };
-  }
+  await stopProbe?.();
+  // The worst stretch's p99 and the worst wake-up of all.
+  const wakeLateness = lateness.length === 0 ? undefined : { p99: Math.max(...lateness.map((l) => l.p99)), max: Math.max(...lateness.map((l) => l.max)) };
   let mainPerExec: number | undefined;
   if (background !== undefined && before !== undefined) {
     await exited(background);

@@ -106,6 +106,7 @@ struct Record {
   uint32_t realId = 0;      // uid/gid change: the new real id
   uint64_t startTicks = 0;  // fork: the child's start time in /proc's clock ticks, from the record's time
   std::optional<Snapshot> snapshot;
+  std::optional<std::vector<uint32_t>> groups;  // uid/gid change: the supplemental groups after it
 };
 
 struct Batch {
@@ -430,8 +431,9 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       int64_t timeoutNs = filtered_ && recordsMayWait ? kDrainIntervalMs * 1000000LL : -1;
       if (holding) {
         // Held records go at the end of the coalescing window, or, while JavaScript is still busy, when it
-        // signals that it is done (every kCoalesceNs where no eventfd could be made).
-        const int64_t left = windowLeft > 0 ? windowLeft : watchJs ? -1 : kCoalesceNs;
+        // signals that it is done (every kCoalesceNs where no eventfd could be made); at once if it finished
+        // between the hand-over check and readerHolding (its signal may not have come).
+        const int64_t left = windowLeft > 0 ? windowLeft : watchJs ? -1 : jsBusy ? kCoalesceNs : 0;
         if (left >= 0) timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
       }
       struct timespec timeout = {static_cast<time_t>(timeoutNs / 1000000000LL), static_cast<long>(timeoutNs % 1000000000LL)};
@@ -657,6 +659,10 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     for (size_t i = from; i < records.size(); i++) {
       Record& record = records[i];
       if (record.kind == kFork) record.startTicks = (record.timeNs + bootMinusMonotonic) / NanosPerTick();
+      if ((record.kind == kUidChange || record.kind == kGidChange) && !ChangesIdsAgainLater(records, i)) {
+        // A login changes its ids several times in a row: the groups once, after the last change.
+        record.groups = ReadGroups(procRoot_, record.pid, record.timeNs + bootMinusMonotonic + NanosPerTick());
+      }
       if (record.kind != kExec) continue;
       if (ExecsAgainLater(records, i)) {
         // /proc would already show the later program: nothing of it may be attributed to this exec.
@@ -684,6 +690,13 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       if (record.snapshot->exited) shared_->exited++;
       if (record.snapshot->denied) shared_->denied++;
     }
+  }
+
+  static bool ChangesIdsAgainLater(const std::vector<Record>& records, size_t index) {
+    for (size_t j = index + 1; j < records.size(); j++) {
+      if (records[j].pid == records[index].pid && (records[j].kind == kUidChange || records[j].kind == kGidChange || records[j].kind == kExec)) return true;
+    }
+    return false;
   }
 
   static bool ExecsAgainLater(const std::vector<Record>& records, size_t index) {
@@ -723,24 +736,22 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
 };
 
 // A record as JavaScript receives it: kRecordStride numbers in one Float64Array (src/native.ts
-// decodeRecords), and for an exec the index of its snapshot in the batch's JSON array of snapshots (-1
-// without one). An object
-// per record made here cost a Node-API call per property, three records per exec, more than the JavaScript
-// that reads them; typed-array slots cost nothing, and JavaScript makes the small objects in a fraction.
-// Slots: kind, pid, timeNs, then per kind: exec: snapshot index; fork: parentPid, startTicks; exit: exit
-// status; uid/gid change: effective id, real id; subscribed/read error: errno (in the pid slot's place).
-constexpr size_t kRecordStride = 5;
+// decodeRecords), and what it carries beyond numbers (an exec's snapshot, a uid/gid change's groups) as an
+// element of the batch's JSON array of attachments. An object per record made here cost a Node-API call per
+// property, three records per exec, more than the JavaScript that reads them; typed-array slots cost
+// nothing, and JavaScript makes the small objects in a fraction.
+// Slots: kind, pid, timeNs, two per kind (fork: parentPid, startTicks; exit: exit status; uid/gid change:
+// effective id, real id; subscribed/read error: errno, in the pid slot's place), attachment index or -1.
+constexpr size_t kRecordStride = 6;
 
-void PackRecord(const Record& record, int32_t snapshotIndex, double* slots) {
+void PackRecord(const Record& record, int32_t attachment, double* slots) {
   slots[0] = record.kind;
   slots[1] = record.pid;
   slots[2] = static_cast<double>(record.timeNs);
   slots[3] = 0;
   slots[4] = 0;
+  slots[5] = attachment;
   switch (record.kind) {
-    case kExec:
-      slots[3] = snapshotIndex;
-      break;
     case kFork:
       slots[3] = record.parentPid;
       slots[4] = static_cast<double>(record.startTicks);
@@ -757,6 +768,7 @@ void PackRecord(const Record& record, int32_t snapshotIndex, double* slots) {
     case kReadError:
       slots[1] = record.value;
       break;
+    case kExec:
     case kSessionChange:
     case kOverrun:
       break;
@@ -778,20 +790,21 @@ void DeliverBatch(Napi::Env env, Napi::Function callback, SharedPtr* shared, Bat
     const size_t count = owned->records.size();
     Napi::Float64Array numbers = Napi::Float64Array::New(env, count * kRecordStride);
     double* slots = numbers.Data();
-    std::string snapshots = "[";
+    std::string attachments = "[";
     int32_t next = 0;
     for (size_t i = 0; i < count; i++) {
       const Record& record = owned->records[i];
       int32_t index = -1;
-      if (record.snapshot) {
-        if (next > 0) snapshots += ',';
-        SnapshotJson(*record.snapshot, &snapshots);
+      if (record.snapshot || record.groups) {
+        if (next > 0) attachments += ',';
+        if (record.snapshot) SnapshotJson(*record.snapshot, &attachments);
+        else GroupsJson(*record.groups, &attachments);
         index = next++;
       }
       PackRecord(record, index, slots + i * kRecordStride);
     }
-    snapshots += ']';
-    callback.Call({numbers, Napi::String::New(env, snapshots)});
+    attachments += ']';
+    callback.Call({numbers, Napi::String::New(env, attachments)});
   } catch (const Napi::Error& error) {
     error.ThrowAsJavaScriptException();  // reported as an uncaught exception; the sensor catches its own
   }

@@ -811,6 +811,24 @@ Snapshot TakeSnapshot(const SnapshotRequest& request) {
   return finish(dirFd);
 }
 
+std::optional<std::vector<uint32_t>> ReadGroups(const std::string& procRoot, int32_t pid, uint64_t notStartedAfterBoottimeNs) {
+  const std::string path = procRoot + "/" + std::to_string(pid);
+  const int dirFd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) return std::nullopt;
+  std::optional<std::vector<uint32_t>> groups;
+  std::string text;
+  // Both through the one directory handle: the same process's (see TakeSnapshot).
+  if (ReadFileAt(dirFd, "status", 16384, &text)) {
+    ProcStatus status = ParseProcStatus(text);
+    if (status.hasGroups && ReadFileAt(dirFd, "stat", 4096, &text)) {
+      const std::optional<ProcStat> stat = ParseProcStat(text);
+      if (stat && stat->startTicks * NanosPerTick() <= notStartedAfterBoottimeNs) groups = std::move(status.groups);
+    }
+  }
+  close(dirFd);
+  return groups;
+}
+
 std::vector<int32_t> ListPids(const std::string& procRoot) {
   std::vector<int32_t> pids;
   DIR* dir = opendir(procRoot.c_str());

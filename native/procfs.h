@@ -137,6 +137,11 @@ struct SnapshotRequest {
 };
 Snapshot TakeSnapshot(const SnapshotRequest& request);
 
+// The supplemental groups of the process holding `pid` now, if it started at or before the boot-clock
+// instant `notStartedAfterBoottimeNs` (else the pid was reused: nothing). For uid/gid change records:
+// setgroups() has no record of its own, and a login sets its groups just before its ids.
+std::optional<std::vector<uint32_t>> ReadGroups(const std::string& procRoot, int32_t pid, uint64_t notStartedAfterBoottimeNs);
+
 // Every numeric entry of procRoot (the pids alive at this moment).
 std::vector<int32_t> ListPids(const std::string& procRoot);
 

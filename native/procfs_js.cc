@@ -107,7 +107,8 @@ void StdStreamJson(const StdStream& stream, std::string* out) {
     json.Key("device");
     *out += '[' + std::to_string(stream.device.major) + ',' + std::to_string(stream.device.minor) + ']';
   }
-  if (!stream.protocol.empty()) json.Key("protocol").String(stream.protocol);
+  bool lossy = false;
+  if (!stream.protocol.empty()) json.Key("protocol").String(ToUtf8Lossy(stream.protocol, &lossy));
   if (!stream.localIp.empty()) json.Key("localIp").String(stream.localIp);
   if (stream.localPort >= 0) json.Key("localPort").Number(stream.localPort);
   if (!stream.remoteIp.empty()) json.Key("remoteIp").String(stream.remoteIp);
@@ -116,6 +117,10 @@ void StdStreamJson(const StdStream& stream, std::string* out) {
 }
 
 }  // namespace
+
+void GroupsJson(const std::vector<uint32_t>& groups, std::string* out) {
+  Json(out).Array(groups, [&](uint32_t id) { *out += std::to_string(id); });
+}
 
 void SnapshotJson(const Snapshot& snapshot, std::string* out) {
   Json json(out);
@@ -202,6 +207,8 @@ std::vector<std::string> StringList(Napi::Value value) {
 
 namespace {
 
+constexpr size_t kScanChunkBytes = 4 * 1024 * 1024;
+
 class ScanWorker : public Napi::AsyncWorker {
  public:
   ScanWorker(Napi::Env env, std::string procRoot, size_t maxArgsBytes, std::vector<int32_t> pids, bool allPids,
@@ -236,13 +243,26 @@ class ScanWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
-    std::string json = "[";
-    for (size_t i = 0; i < snapshots_.size(); i++) {
-      if (i > 0) json += ',';
-      SnapshotJson(snapshots_[i], &json);
+    // In chunks: all of /proc in one string could pass V8's longest string (2^29 characters: some 8,000
+    // processes with 64 KiB command lines).
+    Napi::Env env = Env();
+    try {
+      Napi::Array chunks = Napi::Array::New(env);
+      std::string json;
+      uint32_t count = 0;
+      for (size_t i = 0; i < snapshots_.size(); i++) {
+        json += json.empty() ? '[' : ',';
+        SnapshotJson(snapshots_[i], &json);
+        if (json.size() >= kScanChunkBytes || i + 1 == snapshots_.size()) {
+          json += ']';
+          chunks.Set(count++, Napi::String::New(env, json));
+          json.clear();
+        }
+      }
+      deferred_.Resolve(chunks);
+    } catch (const Napi::Error& error) {
+      deferred_.Reject(error.Value());
     }
-    json += ']';
-    deferred_.Resolve(Napi::String::New(Env(), json));
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
@@ -260,7 +280,7 @@ class ScanWorker : public Napi::AsyncWorker {
 };
 
 // scanProcesses(procRoot, maxArgsBytes, pids?, { envVarNames?, exeFileKey?, withoutPidfdGetfd? }?) →
-// Promise<string>: the snapshots of every pid of procRoot, or of the given ones, as one JSON array.
+// Promise<string[]>: the snapshots of every pid of procRoot, or of the given ones, as JSON arrays.
 Napi::Value ScanProcesses(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {

@@ -14,6 +14,8 @@ namespace execsentry {
 
 // Appends the snapshot as a JSON object to *out.
 void SnapshotJson(const Snapshot& snapshot, std::string* out);
+// Appends group ids as a JSON array to *out.
+void GroupsJson(const std::vector<uint32_t>& groups, std::string* out);
 
 // The strings of a JavaScript array (other elements and a non-array: none).
 std::vector<std::string> StringList(Napi::Value value);

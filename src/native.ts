@@ -18,11 +18,11 @@ export interface NativeAddon {
   /**
    * Subscribes to the kernel's netlink process connector (throws an Error with `code` EPERM,
    * EPROTONOSUPPORT, … and `syscall` when it cannot) and delivers decoded records in batches, from a reader
-   * thread, to `onBatch` on the JS thread, packed: the records' numbers and the JSON array of their
-   * snapshots (decodeRecords turns them into ConnectorRecords). Exec records carry a /proc snapshot taken
+   * thread, to `onBatch` on the JS thread, packed: the records' numbers and the JSON array of what they
+   * carry beyond numbers (decodeRecords turns both into ConnectorRecords). Exec records carry a /proc snapshot taken
    * on that thread.
    */
-  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: Float64Array, snapshotsJson: string) => void) => ProcessConnector;
+  ProcessConnector: new (options: ProcessConnectorOptions, onBatch: (records: Float64Array, attachmentsJson: string) => void) => ProcessConnector;
   /** Snapshots of every process of `procRoot` (or of `pids`), taken on a worker thread. */
   scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<ProcSnapshot[]>;
   /**
@@ -144,27 +144,32 @@ export type ConnectorRecord =
    * exit_group() shifted left by 8, or the killing signal (| 0x80 when it dumped core). Threads never get here.
    */
   | { kind: typeof RecordKind.exit; timeNs: number; pid: number; exitStatus: number }
-  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number; realId: number }
+  /**
+   * groups: the supplemental groups read right after the change (setgroups() has no record of its own);
+   * absent when the process was gone by then, or changed its ids again (or exec'd) later in the same batch.
+   */
+  | { kind: typeof RecordKind.uidChange | typeof RecordKind.gidChange; pid: number; effectiveId: number; realId: number; groups?: number[] }
   /** setsid(): the process now leads a session and a process group of its own, with no controlling terminal. */
   | { kind: typeof RecordKind.sessionChange; pid: number }
   | { kind: typeof RecordKind.overrun }
   | { kind: typeof RecordKind.subscribed | typeof RecordKind.readError; code: number };
 
 /** Numbers per record in the packed batch (native/connector.cc kRecordStride and PackRecord). */
-export const RECORD_STRIDE = 5;
+export const RECORD_STRIDE = 6;
 
 /** The addon's JSON array of snapshots (native/procfs_js.cc SnapshotJson): raw bytes come as base64. */
 export function parseSnapshots(json: string): ProcSnapshot[] {
-  const snapshots = JSON.parse(json) as WireSnapshot[];
-  for (const snapshot of snapshots) {
-    if (snapshot.executableBytes !== undefined) snapshot.executableBytes = Buffer.from(snapshot.executableBytes as string, 'base64');
-    if (snapshot.cwdBytes !== undefined) snapshot.cwdBytes = Buffer.from(snapshot.cwdBytes as string, 'base64');
-    if (snapshot.argsBytes !== undefined) snapshot.argsBytes = (snapshot.argsBytes as string[]).map((bytes) => Buffer.from(bytes, 'base64'));
-  }
-  return snapshots as ProcSnapshot[];
+  return (JSON.parse(json) as WireSnapshot[]).map(fromWire);
 }
 
-/** A snapshot as JSON carries it, before parseSnapshots turns its base64 fields into Buffers. */
+function fromWire(snapshot: WireSnapshot): ProcSnapshot {
+  if (snapshot.executableBytes !== undefined) snapshot.executableBytes = Buffer.from(snapshot.executableBytes as string, 'base64');
+  if (snapshot.cwdBytes !== undefined) snapshot.cwdBytes = Buffer.from(snapshot.cwdBytes as string, 'base64');
+  if (snapshot.argsBytes !== undefined) snapshot.argsBytes = (snapshot.argsBytes as string[]).map((bytes) => Buffer.from(bytes, 'base64'));
+  return snapshot as ProcSnapshot;
+}
+
+/** A snapshot as JSON carries it, before fromWire turns its base64 fields into Buffers. */
 type WireSnapshot = Omit<ProcSnapshot, 'executableBytes' | 'cwdBytes' | 'argsBytes'> & {
   executableBytes?: string | Buffer;
   cwdBytes?: string | Buffer;
@@ -172,12 +177,13 @@ type WireSnapshot = Omit<ProcSnapshot, 'executableBytes' | 'cwdBytes' | 'argsByt
 };
 
 /**
- * A batch as the addon hands it over, as records: RECORD_STRIDE numbers each (kind, pid, timeNs, then two
- * per kind), an exec's snapshot by its index in the JSON array `snapshotsJson`. Objects made here cost a
- * fraction of what the addon paid to make them (a Node-API call per property).
+ * A batch as the addon hands it over, as records: RECORD_STRIDE numbers each (kind, pid, timeNs, two per
+ * kind, the index of its attachment or -1), and the JSON array of attachments: an exec's snapshot, a
+ * uid/gid change's supplemental groups. Objects made here cost a fraction of what the addon paid to make
+ * them (a Node-API call per property).
  */
-export function decodeRecords(packed: Float64Array, snapshotsJson: string): ConnectorRecord[] {
-  const snapshots = parseSnapshots(snapshotsJson);
+export function decodeRecords(packed: Float64Array, attachmentsJson: string): ConnectorRecord[] {
+  const attachments = JSON.parse(attachmentsJson) as (WireSnapshot | number[])[];
   const records: ConnectorRecord[] = [];
   for (let at = 0; at + RECORD_STRIDE <= packed.length; at += RECORD_STRIDE) {
     const kind = packed[at] as number;
@@ -185,10 +191,11 @@ export function decodeRecords(packed: Float64Array, snapshotsJson: string): Conn
     const timeNs = packed[at + 2] as number;
     const first = packed[at + 3] as number;
     const second = packed[at + 4] as number;
+    const attachment = attachments[packed[at + 5] as number];
     switch (kind) {
       case RecordKind.exec:
         // The addon snapshots every exec; one without would still be an exec, of a program unknown.
-        records.push({ kind, timeNs, pid, snapshot: snapshots[first] ?? { pid, partial: true } });
+        records.push({ kind, timeNs, pid, snapshot: attachment !== undefined && !Array.isArray(attachment) ? fromWire(attachment) : { pid, partial: true } });
         break;
       case RecordKind.fork:
         records.push({ kind, timeNs, pid, parentPid: first, startTicks: second });
@@ -198,7 +205,7 @@ export function decodeRecords(packed: Float64Array, snapshotsJson: string): Conn
         break;
       case RecordKind.uidChange:
       case RecordKind.gidChange:
-        records.push({ kind, pid, effectiveId: first, realId: second });
+        records.push({ kind, pid, effectiveId: first, realId: second, ...(Array.isArray(attachment) ? { groups: attachment } : {}) });
         break;
       case RecordKind.sessionChange:
         records.push({ kind, pid });
@@ -302,9 +309,9 @@ export interface ClockOffsets {
 
 const require = createRequire(import.meta.url);
 
-/** What the addon exports: scanProcesses answers JSON, which native() parses. */
+/** What the addon exports: scanProcesses answers JSON (in chunks), which native() parses. */
 type AddonExports = Omit<NativeAddon, 'scanProcesses'> & {
-  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<string>;
+  scanProcesses(procRoot: string, maxArgsBytes: number, pids?: number[], extras?: SnapshotExtras): Promise<string[]>;
 };
 
 let loaded: NativeAddon | undefined;
@@ -320,7 +327,7 @@ export function native(): NativeAddon {
         `the native addon is not built (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); run \`npm ci\` or \`npx node-gyp rebuild\``,
       );
     }
-    loaded = { ...exports, scanProcesses: (...args) => exports.scanProcesses(...args).then(parseSnapshots) };
+    loaded = { ...exports, scanProcesses: (...args) => exports.scanProcesses(...args).then((chunks) => chunks.flatMap(parseSnapshots)) };
   }
   return loaded;
 }

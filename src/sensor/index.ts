@@ -411,7 +411,7 @@ export class Sensor {
             entry.gid = record.effectiveId;
             entry.rgid = record.realId;
           }
-          entry.groupsStaleIn = this.procRoot;
+          if (record.groups !== undefined) entry.groups = record.groups;
           // Its fields as a parent or leader are rebuilt with the new id.
           entry.ecs = undefined;
           break;

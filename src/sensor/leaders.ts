@@ -114,7 +114,6 @@ export function inheritAtFork(parent: ProcessEntry, child: ProcessEntry): void {
   if (parent.ruid !== undefined) child.ruid = parent.ruid;
   if (parent.rgid !== undefined) child.rgid = parent.rgid;
   if (parent.groups !== undefined) child.groups = parent.groups;
-  if (parent.groupsStaleIn !== undefined) child.groupsStaleIn = parent.groupsStaleIn;
   if (parent.entryLeader !== undefined) child.entryLeader = parent.entryLeader;
 }
 
@@ -129,21 +128,6 @@ export function sshSourceIp(procRoot: string, entry: ProcessEntry): string | und
   const key = 'SSH_CONNECTION=';
   const ip = environ.split('\0').find((variable) => variable.startsWith(key))?.slice(key.length).split(' ')[0] ?? '';
   return isIP(ip) !== 0 ? ip : undefined;
-}
-
-/**
- * Re-reads the supplemental groups of an entry whose uid or gid changed after its exec: setgroups() has no
- * connector record, and a login's session process (sshd, login, su) sets its groups just before it sets
- * its ids, so its children's process.parent would otherwise keep the groups its exec had. Done when the
- * entry is next shown, not at each id change: a login makes ten of them, and the two reads each cost about
- * 50 µs of the JavaScript thread. A process gone by then keeps the groups last known.
- */
-function refreshStaleGroups(entry: ProcessEntry): void {
-  const procRoot = entry.groupsStaleIn;
-  if (procRoot === undefined) return;
-  entry.groupsStaleIn = undefined;
-  const line = /^Groups:[ \t]*(.*)$/m.exec(ownProcFile(procRoot, entry, 'status') ?? '')?.[1]?.trim();
-  if (line !== undefined) entry.groups = line === '' ? [] : line.split(/\s+/).map(Number);
 }
 
 /**
@@ -199,10 +183,6 @@ export function previousAfterExec(known: ProcessEntry): readonly EcsPreviousImag
  * name it, so the events' objects are read-only (names are filled in place, once).
  */
 export function summaryOf(entry: ProcessEntry, namespace: string): EcsParentProcess {
-  if (entry.groupsStaleIn !== undefined) {
-    refreshStaleGroups(entry);
-    entry.ecs = undefined;
-  }
   if (entry.ecs !== undefined) return entry.ecs.parent;
   const out: EcsParentProcess = { pid: entry.pid };
   const id = entityIdOf(entry, namespace);

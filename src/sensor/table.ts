@@ -43,11 +43,6 @@ export interface ProcessEntry {
   ruid?: number;
   rgid?: number;
   groups?: readonly number[];
-  /**
-   * Set by a uid or gid change after the exec: the /proc root to re-read `groups` from before they are next
-   * shown (setgroups() has no connector record; read then, once, not at every id change of a login).
-   */
-  groupsStaleIn?: string;
   /** stat's session id, process-group id and tty_nr (a fork copies them; setsid/setpgid may change them before an exec). */
   sid?: number;
   pgid?: number;

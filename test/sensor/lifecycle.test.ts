@@ -140,6 +140,19 @@ describeAsRoot('fork and end events on the live kernel', () => {
     expect(fork.process.parent?.args).toContain(marker);
   });
 
+  it('the end of a process that set its groups and ids after its exec names the groups it set, on both paths', async () => {
+    const marker = `groups-${unique()}`;
+    // perl sets its gid and groups ($) = "1 4 24": setgroups(4, 24), which has no connector record), then
+    // its uid, and exits 200 ms later with nothing of it left to read in /proc
+    const perl = spawn('perl', ['-e', '$( = 1; $) = "1 4 24"; $< = $> = 1; select(undef, undef, undef, 0.2)', marker], { stdio: 'ignore' });
+    expect((await exited(perl)).code).toBe(0);
+    for (const { name, events } of sensors) {
+      const end = await eventFinder(events)((e) => of('end')(e) && e.process.pid === perl.pid, `the end of perl (${name})`);
+      expect(end.process.user, name).toMatchObject({ id: '1' });
+      expect(end.process.supplemental_groups?.map((group) => group.id), name).toEqual(['4', '24']);
+    }
+  });
+
   it('a process that exits with 3 gives an end event with process.exit_code 3, process.end and its start', async () => {
     const marker = `exit3-${unique()}`;
     const child = spawn('/bin/sh', ['-c', 'sleep 0.05; exit 3', 'sh', marker], { stdio: 'ignore' });

@@ -62,6 +62,13 @@ describe('/proc parsers on recorded fixtures', () => {
     expect(snapshot(104).groups).toBeUndefined();
   });
 
+  it('hands over a scan larger than one chunk of its JSON (4 MiB) whole, in order', async () => {
+    const many = await native().scanProcesses(fixtures, MAX_ARGS_BYTES, Array.from({ length: 24_000 }, () => 100));
+    expect(many).toHaveLength(24_000);
+    expect(JSON.stringify(many).length).toBeGreaterThan(2 * 4 * 1024 * 1024);
+    for (const each of many) expect(each).toEqual(snapshot(100));
+  });
+
   it('keeps an empty argv as an empty list', () => {
     expect(snapshot(102).args).toEqual([]);
     expect(snapshot(102).partial).toBe(false);

@@ -48,12 +48,12 @@ const pid = Number(process.argv[2]);
 const started = performance.now();
 const scan = addon.scanProcesses('/proc', 4096, [pid]);
 setTimeout(() => process.kill(pid, 'SIGKILL'), 150);
-// The addon answers JSON (src/native.ts parses it for the agent).
-scan.then(async (json) => {
+// The addon answers chunks of JSON (src/native.ts parses them for the agent).
+scan.then(async ([json]) => {
   const [snapshot] = JSON.parse(json);
   const snapshotMs = performance.now() - started;
   await new Promise((r) => setTimeout(r, 300));
-  const [whileStuck] = JSON.parse(await addon.scanProcesses('/proc', 4096, [Number(process.argv[3])]));
+  const [whileStuck] = JSON.parse((await addon.scanProcesses('/proc', 4096, [Number(process.argv[3])]))[0]);
   const skippedWhileStuck = addon.socketCopyStats().skipped;
   const deadline = Date.now() + 8000;
   while (addon.socketCopyStats().slowCloses === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
