@@ -29,7 +29,9 @@
  * the pipeline's latency and the disk's are told apart.
  *
  * BENCH_SENSOR_ROUNDS (3), BENCH_SENSOR_EXECS (3000 per worker), BENCH_SENSOR_SHELLS (200) change the
- * defaults; BENCH_SENSOR_CLI runs another build of the CLI (a before/after comparison).
+ * defaults; BENCH_SENSOR_CLI runs another build of the CLI; BENCH_SENSOR_COMPARE=<cli.js of another build>
+ * adds that build's `events` as a fourth listener in every round (a before/after comparison on the same
+ * machine state).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -43,6 +45,9 @@ const EXECS = Number(process.env.BENCH_SENSOR_EXECS ?? 3000);
 const SHELLS = Number(process.env.BENCH_SENSOR_SHELLS ?? 200);
 const WORKERS = availableParallelism();
 const CLI = resolve(process.env.BENCH_SENSOR_CLI ?? 'dist/cli.js');
+// Another build's `events` as a fourth listener in every round: a before/after comparison on the same
+// machine state (run-to-run spread on a VM is larger than the differences worth measuring).
+const COMPARE = process.env.BENCH_SENSOR_COMPARE === undefined ? undefined : resolve(process.env.BENCH_SENSOR_COMPARE);
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 function ensureForkstat(): void {
@@ -183,9 +188,9 @@ interface ListenerRound extends StormResult {
   stats?: Record<string, number>;
 }
 
-async function runExecsentry(tag: string): Promise<ListenerRound> {
+async function runExecsentry(tag: string, cli = CLI): Promise<ListenerRound> {
   const out = join(outDir, `${tag}.ndjson`);
-  const agent = spawn('sh', ['-c', 'exec "$0" "$1" events --log-level info --log-format json > "$2"', process.execPath, CLI, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const agent = spawn('sh', ['-c', 'exec "$0" "$1" events --log-level info --log-format json > "$2"', process.execPath, cli, out], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   agent.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await waitFor(() => stderr.includes('streaming exec events'), 15_000);
@@ -420,6 +425,7 @@ function rate(result: StormResult): number {
 const without: StormResult[] = [];
 const withAgent: ListenerRound[] = [];
 const withForkstat: ListenerRound[] = [];
+const withCompared: ListenerRound[] = [];
 let idle: Latency;
 let idleOnTmpfs: Latency;
 let diskCommit: Latency;
@@ -432,10 +438,11 @@ try {
       async () => void without.push(await runStorm(`${tag}n`)),
       async () => void withAgent.push(await runExecsentry(`${tag}e`)),
       async () => void withForkstat.push(await runForkstat(`${tag}f`)),
+      ...(COMPARE === undefined ? [] : [async () => void withCompared.push(await runExecsentry(`${tag}c`, COMPARE))]),
     ];
     for (let i = 0; i < modes.length; i++) await modes[(i + round) % modes.length]!();
     process.stderr.write(
-      `round ${round + 1}/${ROUNDS}: no listener ${rate(without[round]!).toFixed(0)} execs/s, execsentry ${rate(withAgent[round]!).toFixed(0)}, forkstat ${rate(withForkstat[round]!).toFixed(0)}\n`,
+      `round ${round + 1}/${ROUNDS}: no listener ${rate(without[round]!).toFixed(0)} execs/s, execsentry ${rate(withAgent[round]!).toFixed(0)}, forkstat ${rate(withForkstat[round]!).toFixed(0)}${COMPARE === undefined ? '' : `, compared build ${rate(withCompared[round]!).toFixed(0)}`}\n`,
     );
   }
   idle = await alertLatency(SHELLS, false, work, 'idle');
@@ -496,20 +503,26 @@ const labels = [
 ];
 const agentColumn = column(withAgent, true);
 const forkstatColumn = column(withForkstat, false);
-process.stdout.write(`${ROUNDS} alternating rounds × ${WORKERS} workers × ${EXECS} execs (vfork + exec of a copy of /bin/true)\n\n`);
-process.stdout.write('| measure | no listener | execsentry | forkstat -e exec |\n|---|---|---|---|\n');
-process.stdout.write(`| storm throughput | ${baseline.toFixed(0)} execs/s | ${agentColumn[0]} | ${forkstatColumn[0]} |\n`);
-for (let i = 1; i < labels.length; i++) process.stdout.write(`| ${labels[i]} | | ${agentColumn[i]} | ${forkstatColumn[i]} |\n`);
+// With BENCH_SENSOR_COMPARE, the other build's column sits between this one's and forkstat's.
+const comparedColumn = COMPARE === undefined ? undefined : column(withCompared, true);
+const middle = (i: number) => (comparedColumn === undefined ? '' : ` ${comparedColumn[i]} |`);
+process.stdout.write(`${ROUNDS} alternating rounds × ${WORKERS} workers × ${EXECS} execs (vfork + exec of a copy of /bin/true)\n`);
+if (COMPARE !== undefined) process.stdout.write(`compared build: ${COMPARE}\n`);
+process.stdout.write(`\n| measure | no listener | execsentry |${COMPARE === undefined ? '' : ' compared build |'} forkstat -e exec |\n|---|---|---|${COMPARE === undefined ? '' : '---|'}---|\n`);
+process.stdout.write(`| storm throughput | ${baseline.toFixed(0)} execs/s | ${agentColumn[0]} |${middle(0)} ${forkstatColumn[0]} |\n`);
+for (let i = 1; i < labels.length; i++) process.stdout.write(`| ${labels[i]} | | ${agentColumn[i]} |${middle(i)} ${forkstatColumn[i]} |\n`);
 /** The worst round's p99 and the worst wake-up of all rounds. */
 const lateness = (rounds: StormResult[]) =>
   `${Math.max(...rounds.map((r) => r.wakeLateness.p99))} / ${Math.max(...rounds.map((r) => r.wakeLateness.max))} µs`;
-process.stdout.write(`| ordinary thread's 1 ms sleeps during the storm: lateness p99 / max | ${lateness(without)} | ${lateness(withAgent)} | ${lateness(withForkstat)} |\n`);
-process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} | |\n`);
-process.stdout.write(`| the same, state directory on tmpfs (no disk in the path) | | ${percentiles(idleOnTmpfs)} | |\n`);
+process.stdout.write(`| ordinary thread's 1 ms sleeps during the storm: lateness p99 / max | ${lateness(without)} | ${lateness(withAgent)} |${COMPARE === undefined ? '' : ` ${lateness(withCompared)} |`} ${lateness(withForkstat)} |\n`);
+// The rows below are this build's alone: the compared build's column stays empty.
+const blank = COMPARE === undefined ? '' : ' |';
+process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, idle | | ${percentiles(idle)} |${blank} |\n`);
+process.stdout.write(`| the same, state directory on tmpfs (no disk in the path) | | ${percentiles(idleOnTmpfs)} |${blank} |\n`);
 const firsts = [...(idle.firstOfAgent ?? []), ...(idleOnTmpfs.firstOfAgent ?? [])];
-process.stdout.write(`| the first alert of each fresh agent (first NSS look-ups, cold code; not in the rows above) | | ${firsts.map((ms) => `${ms}`).join(', ')} ms | |\n`);
+process.stdout.write(`| the first alert of each fresh agent (first NSS look-ups, cold code; not in the rows above) | | ${firsts.map((ms) => `${ms}`).join(', ')} ms |${blank} |\n`);
 const idleWake = (latency: Latency) => (latency.wakeLateness ? `${latency.wakeLateness.p99} / ${latency.wakeLateness.max} µs` : '—');
-process.stdout.write(`| ordinary thread's 1 ms sleeps during the idle shells: lateness p99 / max (disk run, tmpfs run) | | ${idleWake(idle)}, ${idleWake(idleOnTmpfs)} | |\n`);
-process.stdout.write(`| the state directory's disk alone: append + fdatasync p50 / p99 / max | | ${percentiles(diskCommit, 'commits', 2)} | |\n`);
-process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, during a storm | | ${percentiles(busy)} | |\n`);
-process.stdout.write(`| \`run\` (built-in rule) JavaScript thread CPU per storm exec | | ${((busy.mainPerExec ?? NaN) * 1e6).toFixed(1)} µs | |\n`);
+process.stdout.write(`| ordinary thread's 1 ms sleeps during the idle shells: lateness p99 / max (disk run, tmpfs run) | | ${idleWake(idle)}, ${idleWake(idleOnTmpfs)} |${blank} |\n`);
+process.stdout.write(`| the state directory's disk alone: append + fdatasync p50 / p99 / max | | ${percentiles(diskCommit, 'commits', 2)} |${blank} |\n`);
+process.stdout.write(`| \`run\` exec → alert p50 / p99 / max, during a storm | | ${percentiles(busy)} |${blank} |\n`);
+process.stdout.write(`| \`run\` (built-in rule) JavaScript thread CPU per storm exec | | ${((busy.mainPerExec ?? NaN) * 1e6).toFixed(1)} µs |${blank} |\n`);
