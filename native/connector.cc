@@ -48,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "parts.h"
@@ -656,15 +657,24 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     // CLOCK_MONOTONIC record times → CLOCK_BOOTTIME, the clock of /proc start times.
     const uint64_t bootMinusMonotonic = ClockNs(CLOCK_BOOTTIME) - ClockNs(CLOCK_MONOTONIC);
     std::vector<Record>& records = batch_->records;
+    // Per pid, its last exec and its last exec or id change among these records (one pass, not one scan
+    // of the rest per record: after a backlog a batch holds thousands).
+    std::unordered_map<int32_t, size_t> lastExec, lastExecOrIdChange;
+    for (size_t i = from; i < records.size(); i++) {
+      const Record& record = records[i];
+      if (record.kind == kExec) lastExec[record.pid] = i;
+      if (record.kind == kExec || record.kind == kUidChange || record.kind == kGidChange) lastExecOrIdChange[record.pid] = i;
+    }
     for (size_t i = from; i < records.size(); i++) {
       Record& record = records[i];
       if (record.kind == kFork) record.startTicks = (record.timeNs + bootMinusMonotonic) / NanosPerTick();
-      if ((record.kind == kUidChange || record.kind == kGidChange) && !ChangesIdsAgainLater(records, i)) {
-        // A login changes its ids several times in a row: the groups once, after the last change.
+      if ((record.kind == kUidChange || record.kind == kGidChange) && lastExecOrIdChange[record.pid] == i) {
+        // A login changes its ids several times in a row: the groups once, after the last change (none if
+        // it execs later in the batch: that snapshot has them).
         record.groups = ReadGroups(procRoot_, record.pid, record.timeNs + bootMinusMonotonic + NanosPerTick());
       }
       if (record.kind != kExec) continue;
-      if (ExecsAgainLater(records, i)) {
+      if (lastExec[record.pid] != i) {
         // /proc would already show the later program: nothing of it may be attributed to this exec.
         shared_->superseded++;
         shared_->partial++;
@@ -690,20 +700,6 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       if (record.snapshot->exited) shared_->exited++;
       if (record.snapshot->denied) shared_->denied++;
     }
-  }
-
-  static bool ChangesIdsAgainLater(const std::vector<Record>& records, size_t index) {
-    for (size_t j = index + 1; j < records.size(); j++) {
-      if (records[j].pid == records[index].pid && (records[j].kind == kUidChange || records[j].kind == kGidChange || records[j].kind == kExec)) return true;
-    }
-    return false;
-  }
-
-  static bool ExecsAgainLater(const std::vector<Record>& records, size_t index) {
-    for (size_t j = index + 1; j < records.size(); j++) {
-      if (records[j].pid == records[index].pid && records[j].kind == kExec) return true;
-    }
-    return false;
   }
 
   std::vector<int> sockets_;
