@@ -178,7 +178,7 @@ export async function install(options: InstallOptions): Promise<void> {
   ensureFile(at(CONFIG_PATH), installedConfig ?? defaultText, 0o600, owner, print, installedConfig === undefined ? 'keep' : 'replace');
   ensureDirectory(at(RULES_DIR), 0o700, owner, print, true);
   ensureDirectory(at(STATE_DIR), 0o700, owner, print, true);
-  installDocumentation(service.here, at, print);
+  installDocumentation(service, at, print);
 
   if (!service.installed) {
     print(`warning: the unit runs ${service.target}, a checkout, not an installed package: the service breaks when the checkout moves (README, "Running execsentry as a service": install the package first)`);
@@ -256,7 +256,7 @@ export function uninstall(options: UninstallOptions): void {
   } else {
     print(`unchanged ${unitPath} (not installed)`);
   }
-  removeDocumentation(at, print);
+  removeDocumentation(at, root, print);
   const kept = [at(CONFIG_DIR), at(STATE_DIR), at(LOGS_DIR)].filter((path) => existsSync(path));
   if (!options.purge) {
     if (kept.length > 0) print(`kept ${kept.join(', ')} (use --purge to remove the configuration, the new-terms history and the spool)`);
@@ -382,18 +382,31 @@ function readableByEveryone(path: string): boolean {
 
 // ─── The man page and the bash completion (generated into the package by `npm run docs:man`) ───
 
+/** Where a checkout's go: /usr/local, the administrator's own part of /usr (man-db and bash-completion look there). */
+const CHECKOUT_DOCUMENTATION_PREFIX = '/usr/local';
+
 /**
- * Where they go on the host: under /usr/local, the administrator's own part of /usr (man-db and
- * bash-completion look there), as `execsentry install` is run outside any package manager.
+ * Where they go on the host: beside the package, under the npm prefix P it is installed in
+ * (P/lib/node_modules/execsentry → P/share, where npm puts a package's man pages, and where man-db and
+ * bash-completion look for P = /usr or /usr/local: a package staged with `--prefix /usr` keeps them out of
+ * /usr/local); for a checkout, under CHECKOUT_DOCUMENTATION_PREFIX.
  */
-const INSTALLED_DOCUMENTATION: ReadonlyArray<{ source: string; path: string }> = [
-  { source: MAN_PAGE, path: '/usr/local/share/man/man1/execsentry.1' },
-  { source: BASH_COMPLETION, path: '/usr/local/share/bash-completion/completions/execsentry' },
-];
+function documentationPrefix(packageTarget: string): string {
+  const suffix = `/${NPM_PACKAGE_DIR}`;
+  return packageTarget.endsWith(suffix) ? packageTarget.slice(0, -suffix.length) || '/' : CHECKOUT_DOCUMENTATION_PREFIX;
+}
+
+function installedDocumentation(prefix: string): { source: string; path: string }[] {
+  return [
+    { source: MAN_PAGE, path: join(prefix, 'share/man/man1/execsentry.1') },
+    { source: BASH_COMPLETION, path: join(prefix, 'share/bash-completion/completions/execsentry') },
+  ];
+}
 
 /** Copies the package's man page and completion script into place (0644, root's), or says they are unchanged. */
-function installDocumentation(packageDir: string, at: (path: string) => string, print: (line: string) => void): void {
-  for (const { source, path } of INSTALLED_DOCUMENTATION) {
+function installDocumentation(service: ServicePackage, at: (path: string) => string, print: (line: string) => void): void {
+  const packageDir = service.here;
+  for (const { source, path } of installedDocumentation(documentationPrefix(service.target))) {
     const shipped = join(packageDir, source);
     // documentation is no reason to fail the service's install: a package without it is said so
     if (!existsSync(shipped)) {
@@ -405,8 +418,10 @@ function installDocumentation(packageDir: string, at: (path: string) => string, 
   }
 }
 
-function removeDocumentation(at: (path: string) => string, print: (line: string) => void): void {
-  for (const { path } of INSTALLED_DOCUMENTATION) {
+/** Removes them from where install put them for this CLI's package, and from /usr/local (a checkout's). */
+function removeDocumentation(at: (path: string) => string, root: string | undefined, print: (line: string) => void): void {
+  const prefixes = new Set([documentationPrefix(locatePackage(root, undefined).target), CHECKOUT_DOCUMENTATION_PREFIX]);
+  for (const { path } of [...prefixes].flatMap(installedDocumentation)) {
     if (!existsSync(at(path))) continue;
     rmSync(at(path), { force: true });
     print(`removed ${at(path)}`);

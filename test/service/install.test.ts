@@ -127,6 +127,10 @@ describeAsRoot('execsentry install --root / uninstall --root', () => {
     const verify = spawnSync('systemd-analyze', ['verify', '--man=no', unitPath], { encoding: 'utf8' });
     expect(verify.stderr).toBe('');
     expect(verify.status).toBe(0);
+    // The man page and the completion go beside the package, under its npm prefix (/usr), not /usr/local.
+    const documentation = ['usr/share/man/man1/execsentry.1', 'usr/share/bash-completion/completions/execsentry'];
+    for (const path of documentation) expect(existsSync(join(root, path)), path).toBe(true);
+    expect(existsSync(join(root, 'usr/local'))).toBe(false);
 
     // The same package named by its npm prefix, from anywhere: the same files.
     rmSync(join(root, 'etc'), { recursive: true });
@@ -135,6 +139,13 @@ describeAsRoot('execsentry install --root / uninstall --root', () => {
     expect(byPrefix.stdout).not.toContain('warning');
     expect(readFileSync(unitPath, 'utf8')).toBe(unit);
     expect(readFileSync(join(root, 'etc/execsentry/config.json'), 'utf8')).toBe(config);
+
+    for (const path of documentation) expect(existsSync(join(root, path)), path).toBe(true);
+    expect(existsSync(join(root, 'usr/local'))).toBe(false);
+    // and the package's uninstall takes them away again
+    const removed = spawnSync(process.execPath, [join(packageDir, 'dist/cli.js'), 'uninstall', '--root', root], { encoding: 'utf8' });
+    expect(removed.status).toBe(0);
+    for (const path of documentation) expect(existsSync(join(root, path)), path).toBe(false);
 
     const nowhere = execsentry(['install', '--root', root, '--prefix', '/opt']);
     expect(nowhere.status).toBe(2);
