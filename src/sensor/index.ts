@@ -209,7 +209,7 @@ export class Sensor {
           legacyKernel: this.options.legacyKernel ?? process.env.EXECSENTRY_TEST_LEGACY_KERNEL === '1',
           ...this.snapshotExtras,
         },
-        (packed, snapshots) => this.onBatch(decodeRecords(packed, snapshots)),
+        (packed, attachments) => this.onBatch(decodeRecords(packed, attachments)),
       );
     } catch (err) {
       throw subscribeFailure(err);
