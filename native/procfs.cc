@@ -117,17 +117,25 @@ bool ParseUnsigned(std::string_view text, uint64_t* value) {
   return true;
 }
 
+// The next blank-separated id of a status line: kEnd when only blanks are left, kBad when it is not a
+// decimal uint32.
+enum class NextIdResult { kId, kEnd, kBad };
+NextIdResult NextId(std::string_view* rest, uint32_t* id) {
+  const size_t start = rest->find_first_not_of(" \t");
+  if (start == std::string_view::npos) return NextIdResult::kEnd;
+  size_t end = rest->find_first_of(" \t", start);
+  if (end == std::string_view::npos) end = rest->size();
+  uint64_t value = 0;
+  if (!ParseUnsigned(rest->substr(start, end - start), &value) || value > 0xffffffffULL) return NextIdResult::kBad;
+  *id = static_cast<uint32_t>(value);
+  *rest = rest->substr(end);
+  return NextIdResult::kId;
+}
+
 // "Uid:\t0\t0\t0\t0" → the first three numbers.
 bool ParseIdTriple(std::string_view rest, uint32_t ids[3]) {
   for (int i = 0; i < 3; i++) {
-    size_t start = rest.find_first_not_of(" \t");
-    if (start == std::string_view::npos) return false;
-    size_t end = rest.find_first_of(" \t", start);
-    if (end == std::string_view::npos) end = rest.size();
-    uint64_t value = 0;
-    if (!ParseUnsigned(rest.substr(start, end - start), &value) || value > 0xffffffffULL) return false;
-    ids[i] = static_cast<uint32_t>(value);
-    rest = rest.substr(end);
+    if (NextId(&rest, &ids[i]) != NextIdResult::kId) return false;
   }
   return true;
 }
@@ -135,15 +143,12 @@ bool ParseIdTriple(std::string_view rest, uint32_t ids[3]) {
 // "Groups:" of status: space-separated decimal ids, possibly none.
 bool ParseIdList(std::string_view rest, std::vector<uint32_t>* ids) {
   ids->clear();
-  for (;;) {
-    size_t start = rest.find_first_not_of(" \t");
-    if (start == std::string_view::npos) return true;
-    size_t end = rest.find_first_of(" \t", start);
-    if (end == std::string_view::npos) end = rest.size();
-    uint64_t value = 0;
-    if (!ParseUnsigned(rest.substr(start, end - start), &value) || value > 0xffffffffULL) return false;
-    ids->push_back(static_cast<uint32_t>(value));
-    rest = rest.substr(end);
+  for (uint32_t id = 0;;) {
+    switch (NextId(&rest, &id)) {
+      case NextIdResult::kId: ids->push_back(id); break;
+      case NextIdResult::kEnd: return true;
+      case NextIdResult::kBad: return false;
+    }
   }
 }
 
