@@ -20,7 +20,7 @@ import { networkAddresses, readHostIdentity, type HostIdentity } from './host.js
 import { decideEntryLeader, previousAfterExec, sshSourceIp } from './leaders.js';
 import { buildEndEvent, buildForkEvent, forkedEntry } from './lifecycle.js';
 import { markSystemAccount, UserGroupNames } from './names.js';
-import { ProcessTable, type ProcessEntry } from './table.js';
+import { copyDefined, ProcessTable, type ProcessEntry } from './table.js';
 
 export interface SensorOptions {
   socketBufferBytes: number;
@@ -459,8 +459,7 @@ export class Sensor {
         // and one not yet handed out is the exact one from now on, also for children forked before this
         // exec, whose parent link still leads to the fork-time entry
         else if (known.startTicks !== undefined) known.entityId = entityIdOf(entry, identity.entityNamespace);
-        if (known.parent !== undefined) entry.parent = known.parent;
-        if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
+        copyDefined(known, entry, ['parent', 'ancestry']);
         const previous = previousAfterExec(known);
         if (previous !== undefined) entry.previous = previous;
       } else {
@@ -471,12 +470,7 @@ export class Sensor {
     } else if (known !== undefined) {
       // Snapshot gone (the process exited first): the identity from the fork record stays; the program is unknown.
       entry = { pid, exited: known.exited };
-      if (known.startTicks !== undefined) entry.startTicks = known.startTicks;
-      if (known.start !== undefined) entry.start = known.start;
-      if (known.entityId !== undefined) entry.entityId = known.entityId;
-      if (known.parent !== undefined) entry.parent = known.parent;
-      if (known.ancestry !== undefined) entry.ancestry = known.ancestry;
-      if (known.entryLeader !== undefined) entry.entryLeader = known.entryLeader;
+      copyDefined(known, entry, ['startTicks', 'start', 'entityId', 'parent', 'ancestry', 'entryLeader']);
     }
     // A parent that exec'd after forking this process is shown as it is now, not as the image it forked with.
     const forkedBy = entry?.parent;

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { markShared } from '../ecs/json.js';
 import type { EcsEntryLeader, EcsLeaderProcess, EcsParentProcess, EcsPreviousImage, EntryLeaderType } from '../ecs/types.js';
 import { decodeTtyNr, entityIdOf } from './enrich.js';
-import { startsAt, type EntryMeta, type ProcessEntry, type ProcessTable } from './table.js';
+import { copyDefined, startsAt, type EntryMeta, type ProcessEntry, type ProcessTable } from './table.js';
 
 /**
  * Session, group and entry leaders, ancestry and previous images of a process, from the process table alone.
@@ -108,14 +108,10 @@ export function decideEntryLeader(
 
 /** A fork's child: same session, group, terminal, credentials and entry leader as its parent. */
 export function inheritAtFork(parent: ProcessEntry, child: ProcessEntry): void {
-  if (parent.sid !== undefined) child.sid = parent.sid;
-  if (parent.pgid !== undefined) child.pgid = parent.pgid;
-  if (parent.ttyNr !== undefined) child.ttyNr = parent.ttyNr;
-  if (parent.ruid !== undefined) child.ruid = parent.ruid;
-  if (parent.rgid !== undefined) child.rgid = parent.rgid;
-  if (parent.groups !== undefined) child.groups = parent.groups;
-  if (parent.entryLeader !== undefined) child.entryLeader = parent.entryLeader;
+  copyDefined(parent, child, INHERITED_AT_FORK);
 }
+
+const INHERITED_AT_FORK = ['sid', 'pgid', 'ttyNr', 'ruid', 'rgid', 'groups', 'entryLeader'] as const;
 
 /**
  * entry_meta.source.ip of an ssh entry: the client address sshd put first in SSH_CONNECTION ("client port

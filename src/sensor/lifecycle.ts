@@ -2,7 +2,7 @@ import { ECS_VERSION, type EcsProcess, type ProcessEvent } from '../ecs/types.js
 import { entityId, eventFields, rawFields } from './enrich.js';
 import { inheritAtFork, summaryOf } from './leaders.js';
 import type { HostIdentity } from './host.js';
-import type { ProcessEntry } from './table.js';
+import { copyDefined, type ProcessEntry } from './table.js';
 
 /**
  * Fork and end events, as Elastic Defend's Linux event model has them (ECS RFC 0030 "Linux event model",
@@ -42,7 +42,7 @@ const KTHREADD_PID = 2;
 export function forkedEntry(record: { pid: number; parentPid: number; startTicks: number }, parent: ProcessEntry | undefined, start: string): ProcessEntry {
   const child: ProcessEntry = { pid: record.pid, startTicks: record.startTicks, startEstimated: true, start, exited: false };
   if (parent !== undefined) {
-    copyImage(parent, child);
+    copyDefined(parent, child, IMAGE);
     inheritAtFork(parent, child);
     child.parent = parent;
   }
@@ -50,18 +50,8 @@ export function forkedEntry(record: { pid: number; parentPid: number; startTicks
   return child;
 }
 
-function copyImage(from: ProcessEntry, to: ProcessEntry): void {
-  if (from.executable !== undefined) to.executable = from.executable;
-  if (from.name !== undefined) to.name = from.name;
-  if (from.commName !== undefined) to.commName = from.commName;
-  if (from.args !== undefined) to.args = from.args;
-  if (from.commandLine !== undefined) to.commandLine = from.commandLine;
-  if (from.workingDirectory !== undefined) to.workingDirectory = from.workingDirectory;
-  if (from.raw !== undefined) to.raw = from.raw;
-  if (from.interactive !== undefined) to.interactive = from.interactive;
-  if (from.uid !== undefined) to.uid = from.uid;
-  if (from.gid !== undefined) to.gid = from.gid;
-}
+/** What a fork's child runs until it execs: its parent's image. */
+const IMAGE = ['executable', 'name', 'commName', 'args', 'commandLine', 'workingDirectory', 'raw', 'interactive', 'uid', 'gid'] as const;
 
 export interface LifecycleContext {
   identity: HostIdentity;

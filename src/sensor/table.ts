@@ -211,6 +211,13 @@ function argsBytes(entry: ProcessEntry): number {
 }
 
 /** Whether entry can be the process that started at `startTicks` (unknown start times match anything). */
+/** Copies each of `keys` that `from` has onto `to` (an absent one stays absent, not undefined). */
+export function copyDefined<K extends keyof ProcessEntry>(from: ProcessEntry, to: ProcessEntry, keys: readonly K[]): void {
+  for (const key of keys) {
+    if (from[key] !== undefined) to[key] = from[key];
+  }
+}
+
 export function startsAt(entry: ProcessEntry, startTicks: number): boolean {
   if (entry.startTicks === undefined) return true;
   return entry.startEstimated === true ? Math.abs(entry.startTicks - startTicks) <= 1 : entry.startTicks === startTicks;
