@@ -8,8 +8,13 @@
  * keys in the same order, undefined values left out, symbol keys unseen.
  */
 
-/** Marked objects → their JSON (null until first encoded). */
-const sharedText = new WeakMap<object, string | null>();
+/**
+ * A marked object's JSON, null until first encoded: a property of the object itself (a WeakMap look-up per
+ * object encoded cost a third of the encoding), not enumerable, so that neither JSON, Object.keys nor a
+ * spread copy (`{ ...shared, more }` is not shared) sees it.
+ */
+const TEXT = Symbol('JSON text');
+type Marked = { [TEXT]?: string | null };
 
 /** How deep into plain objects the encoder looks for shared parts (event → process → thread → capabilities). */
 const MAX_DEPTH = 4;
@@ -19,7 +24,7 @@ const MAX_DEPTH = 4;
  * encoding and reused. Returns value.
  */
 export function markShared<T extends object>(value: T): T {
-  if (!sharedText.has(value)) sharedText.set(value, null);
+  if (!Object.prototype.hasOwnProperty.call(value, TEXT)) Object.defineProperty(value, TEXT, { value: null, writable: true });
   return value;
 }
 
@@ -30,11 +35,11 @@ export function documentJson(document: object): string {
 
 function valueJson(value: unknown, depth: number): string | undefined {
   if (typeof value !== 'object' || value === null) return JSON.stringify(value);
-  const shared = sharedText.get(value);
+  const shared = (value as Marked)[TEXT];
   if (shared !== undefined) {
     if (shared !== null) return shared;
     const text = JSON.stringify(value);
-    sharedText.set(value, text);
+    (value as Marked)[TEXT] = text;
     return text;
   }
   if (depth === 0 || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === 'function' || !holdsShared(value, depth)) return JSON.stringify(value);
@@ -55,7 +60,7 @@ function holdsShared(value: object, depth: number): boolean {
   for (const key in value) {
     const child = (value as Record<string, unknown>)[key];
     if (typeof child !== 'object' || child === null) continue;
-    if (sharedText.has(child)) return true;
+    if ((child as Marked)[TEXT] !== undefined) return true;
     if (depth > 1 && !Array.isArray(child) && holdsShared(child, depth - 1)) return true;
   }
   return false;

@@ -50,4 +50,13 @@ describe('documentJson', () => {
     expect(documentJson({ process: { pid: 3, parent } })).toBe('{"process":{"pid":3,"parent":{"pid":1,"name":"init"}}}');
     expect(first).toBe('{"process":{"pid":2,"parent":{"pid":1,"name":"init"}}}');
   });
+
+  it('does not pass the mark on to a spread copy, and shows it to neither Object.keys nor JSON', () => {
+    const leader = markShared({ pid: 1, name: 'init' });
+    documentJson({ leader });
+    const copy = { ...leader, same_as_process: true };
+    expect(documentJson({ leader: copy })).toBe('{"leader":{"pid":1,"name":"init","same_as_process":true}}');
+    expect(Object.keys(leader)).toEqual(['pid', 'name']);
+    expect(JSON.stringify(leader)).toBe('{"pid":1,"name":"init"}');
+  });
 });
