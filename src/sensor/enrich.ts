@@ -6,11 +6,13 @@ import {
   type EcsParentProcess,
   type EcsPreviousImage,
   type EcsProcess,
+  type EcsUserRef,
   type ExecsentryRaw,
   type ProcessAction,
   type ProcessEvent,
   type RawProcessValues,
 } from '../ecs/types.js';
+import { markShared } from '../ecs/json.js';
 import type { ProcSnapshot } from '../native.js';
 import { capabilityNames } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
@@ -201,8 +203,8 @@ export interface ExecContext {
 
 /**
  * The ECS process event of one exec. `entry` is the process's table entry when its identity (start time)
- * is known; `parent` the parent's entry, or `parentPid` alone when the parent is not known. User and group
- * names are left out here: the sensor fills them from its NSS cache (fillNames).
+ * is known; `parent` the parent's entry, or `parentPid` alone when the parent is not known. The process's
+ * own user and group fields come with their names, from the sensor's NSS cache (fillNames).
  */
 export function buildExecEvent(
   pid: number,
@@ -250,17 +252,6 @@ export function buildExecEvent(
     const ancestry = ancestryOf(entry, namespace);
     if (ancestry.length > 0) process.Ext = { ancestry: ancestry as string[] };
   }
-  if (snapshot.groups !== undefined && snapshot.groups.length > 0) process.supplemental_groups = snapshot.groups.map((gid) => ({ id: String(gid) }));
-  if (snapshot.uids !== undefined) {
-    process.user = { id: String(snapshot.uids[1]) };
-    process.real_user = { id: String(snapshot.uids[0]) };
-    process.saved_user = { id: String(snapshot.uids[2]) };
-  }
-  if (snapshot.gids !== undefined) {
-    process.group = { id: String(snapshot.gids[1]) };
-    process.real_group = { id: String(snapshot.gids[0]) };
-    process.saved_group = { id: String(snapshot.gids[2]) };
-  }
   if (snapshot.capEff !== undefined || snapshot.capPrm !== undefined) {
     const capabilities: { effective?: string[]; permitted?: string[] } = {};
     if (snapshot.capEff !== undefined) capabilities.effective = capabilityNames(snapshot.capEff) as string[];
@@ -278,10 +269,9 @@ export function buildExecEvent(
     host: context.identity.host,
     agent: context.identity.agent,
   };
-  if (snapshot.uids !== undefined) {
-    event.user = { id: String(snapshot.uids[1]), effective: { id: String(snapshot.uids[1]) }, Ext: { real: { id: String(snapshot.uids[0]) } } };
+  if (snapshot.uids !== undefined || snapshot.gids !== undefined || snapshot.groups !== undefined) {
+    (event as Unnamed)[IDS] = { uids: snapshot.uids, gids: snapshot.gids, groups: snapshot.groups };
   }
-  if (snapshot.gids !== undefined) event.group = { id: String(snapshot.gids[1]), Ext: { real: { id: String(snapshot.gids[0]) } } };
   const extras: NonNullable<ProcessEvent['execsentry']> = {};
   if (snapshot.partial || entry?.startTicks === undefined) extras.partial = true;
   if (snapshot.exited === true) extras.exited_before_snapshot = true;
@@ -296,6 +286,88 @@ export function buildExecEvent(
   if (stdio !== undefined) extras.stdio = stdio;
   if (Object.keys(extras).length > 0) event.execsentry = extras;
   return event;
+}
+
+/**
+ * The ids an exec event reports, kept on it until fillNames turns them into its user and group fields. A
+ * symbol key: JSON and Object.entries do not see it.
+ */
+const IDS = Symbol('ids to name');
+interface ReportedIds {
+  /** real, effective, saved */
+  uids: readonly [number, number, number] | undefined;
+  gids: readonly [number, number, number] | undefined;
+  groups: readonly number[] | undefined;
+}
+type Unnamed = ProcessEvent & { [IDS]?: ReportedIds };
+
+/** An exec event's user and group fields: process.user … process.saved_group, supplemental groups, user.*, group.*. */
+interface IdentityFields {
+  process: Pick<EcsProcess, 'supplemental_groups' | 'user' | 'real_user' | 'saved_user' | 'group' | 'real_group' | 'saved_group'>;
+  user?: NonNullable<ProcessEvent['user']>;
+  group?: NonNullable<ProcessEvent['group']>;
+}
+
+/**
+ * The same ids with the same names give the same fields: they are built once and shared by every event
+ * that reports them (read-only, their JSON text cached: src/ecs/json.ts), since a host runs its programs
+ * under a handful of identities. Keyed by the ids; an entry whose names no longer match (NSS answered
+ * differently since) is rebuilt. Bounded, since ids come from processes an attacker can start.
+ */
+const identities = new Map<string, { names: (string | undefined)[]; fields: IdentityFields }>();
+const MAX_IDENTITIES = 1024;
+
+function identityOf(ids: ReportedIds, userName: NameOf, groupName: NameOf): IdentityFields {
+  const { uids, gids, groups } = ids;
+  const key = `${uids?.join(',') ?? ''}/${gids?.join(',') ?? ''}/${groups?.join(',') ?? ''}`;
+  const names: (string | undefined)[] = [];
+  if (uids !== undefined) for (const uid of uids) names.push(userName(uid));
+  if (gids !== undefined) for (const gid of gids) names.push(groupName(gid));
+  if (groups !== undefined) for (const gid of groups) names.push(groupName(gid));
+  const cached = identities.get(key);
+  if (cached !== undefined && cached.names.length === names.length && cached.names.every((name, i) => name === names[i])) return cached.fields;
+  let at = 0;
+  const ref = (id: number): EcsUserRef => {
+    const name = names[at++];
+    return markShared(name === undefined ? { id: String(id) } : { id: String(id), name });
+  };
+  const fields: IdentityFields = { process: {} };
+  if (uids !== undefined) {
+    const [real, effective, saved] = [ref(uids[0]), ref(uids[1]), ref(uids[2])];
+    fields.process.user = effective;
+    fields.process.real_user = real;
+    fields.process.saved_user = saved;
+    fields.user = markShared({ ...effective, effective, Ext: { real } });
+  }
+  if (gids !== undefined) {
+    const [real, effective, saved] = [ref(gids[0]), ref(gids[1]), ref(gids[2])];
+    fields.process.group = effective;
+    fields.process.real_group = real;
+    fields.process.saved_group = saved;
+    fields.group = markShared({ ...effective, Ext: { real } });
+  }
+  if (groups !== undefined && groups.length > 0) fields.process.supplemental_groups = markShared(groups.map(ref));
+  if (identities.size >= MAX_IDENTITIES) identities.clear();
+  identities.set(key, { names, fields });
+  return fields;
+}
+
+function addIdentity(event: ProcessEvent, fields: IdentityFields): void {
+  const p = event.process;
+  const own = fields.process;
+  if (own.supplemental_groups !== undefined) p.supplemental_groups = own.supplemental_groups;
+  if (own.user !== undefined) {
+    p.user = own.user;
+    p.real_user = own.real_user;
+    p.saved_user = own.saved_user;
+  }
+  if (own.group !== undefined) {
+    p.group = own.group;
+    p.real_group = own.real_group;
+    p.saved_group = own.saved_group;
+  }
+  if (fields.user !== undefined) event.user = fields.user;
+  if (fields.group !== undefined) event.group = fields.group;
 }
 
 /**
@@ -321,13 +393,17 @@ function collectSharedIds(p: EcsParentProcess | { pid: number } | undefined, uid
 
 /** Every uid and gid an event names that has no name yet (for the NSS cache). */
 export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
+  const ids = (event as Unnamed)[IDS];
+  if (ids !== undefined) {
+    if (ids.uids !== undefined) for (const uid of ids.uids) uids.add(uid);
+    if (ids.gids !== undefined) for (const gid of ids.gids) gids.add(gid);
+    if (ids.groups !== undefined) for (const gid of ids.groups) gids.add(gid);
+  }
   const p = event.process;
   addId(uids, p.user);
   addId(uids, p.real_user);
-  addId(uids, p.saved_user);
   addId(gids, p.group);
   addId(gids, p.real_group);
-  addId(gids, p.saved_group);
   if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) addId(gids, group);
   collectSharedIds(p.parent, uids, gids);
   collectSharedIds(p.session_leader, uids, gids);
@@ -371,22 +447,25 @@ function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName:
 /** Adds the cached names; an id NSS does not know keeps its id and gets no name. */
 export function fillNames(event: ProcessEvent, userName: NameOf, groupName: NameOf): void {
   const p = event.process;
-  nameRef(p.user, userName);
-  nameRef(p.real_user, userName);
-  nameRef(p.saved_user, userName);
-  nameRef(p.group, groupName);
-  nameRef(p.real_group, groupName);
-  nameRef(p.saved_group, groupName);
-  if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) nameRef(group, groupName);
+  const ids = (event as Unnamed)[IDS];
+  if (ids !== undefined) {
+    (event as Unnamed)[IDS] = undefined;
+    addIdentity(event, identityOf(ids, userName, groupName));
+  } else {
+    // A fork or end event's own copies of its process's references.
+    nameRef(p.user, userName);
+    nameRef(p.real_user, userName);
+    nameRef(p.group, groupName);
+    nameRef(p.real_group, groupName);
+    if (p.supplemental_groups !== undefined) for (const group of p.supplemental_groups) nameRef(group, groupName);
+    if (event.user !== undefined && p.user?.name !== undefined) {
+      event.user.name = p.user.name;
+      if (event.user.effective !== undefined) event.user.effective.name = p.user.name;
+    }
+    if (event.group !== undefined && p.group?.name !== undefined) event.group.name = p.group.name;
+  }
   nameShared(p.parent, userName, groupName);
   nameShared(p.session_leader, userName, groupName);
   nameShared(p.group_leader, userName, groupName);
   nameShared(p.entry_leader, userName, groupName);
-  if (event.user !== undefined && p.user?.name !== undefined) {
-    event.user.name = p.user.name;
-    if (event.user.effective !== undefined) event.user.effective.name = p.user.name;
-  }
-  if (event.user?.Ext !== undefined && p.real_user?.name !== undefined) event.user.Ext.real.name = p.real_user.name;
-  if (event.group !== undefined && p.group?.name !== undefined) event.group.name = p.group.name;
-  if (event.group?.Ext !== undefined && p.real_group?.name !== undefined) event.group.Ext.real.name = p.real_group.name;
 }

@@ -1,4 +1,5 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { markShared } from '../ecs/json.js';
 import type { ProcessEvent } from '../ecs/types.js';
 import type { UserEntry } from '../native.js';
 
@@ -181,5 +182,9 @@ export class UserGroupNames {
 export function markSystemAccount(event: ProcessEvent, isSystemAccount: (uid: number) => boolean): void {
   const id = event.user?.id;
   if (id === undefined) return;
-  (event.execsentry ??= {}).user = { system_account: isSystemAccount(Number(id)) };
+  (event.execsentry ??= {}).user = isSystemAccount(Number(id)) ? SYSTEM_ACCOUNT : NOT_SYSTEM_ACCOUNT;
 }
+
+// Shared by every event (read-only).
+const SYSTEM_ACCOUNT = markShared({ system_account: true });
+const NOT_SYSTEM_ACCOUNT = markShared({ system_account: false });

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { capabilityNames } from '../../src/sensor/capabilities.js';
 import type { ProcSnapshot } from '../../src/native.js';
-import { baseName, buildExecEvent, Clock, decodeTtyNr, entityId, entryFromSnapshot, isInteractive, sameImage } from '../../src/sensor/enrich.js';
+import type { ProcessEvent } from '../../src/ecs/types.js';
+import { baseName, buildExecEvent, Clock, collectIds, decodeTtyNr, entityId, entryFromSnapshot, fillNames, isInteractive, sameImage } from '../../src/sensor/enrich.js';
+import { documentJson } from '../../src/ecs/json.js';
 import { agentIdFor, parseOsRelease, type HostIdentity } from '../../src/sensor/host.js';
 import { UserGroupNames } from '../../src/sensor/names.js';
 import { ProcessTable, type ProcessEntry } from '../../src/sensor/table.js';
@@ -170,6 +172,7 @@ describe('a process that exited before its snapshot', () => {
   it("names it by the kernel's comm, says so, and keeps the ids the zombie still shows", () => {
     const zombie = { pid: 20, partial: true, exited: true, startTicks: 7, comm: 'a-very-long-pro', uids: [1, 1, 1] as [number, number, number], gids: [1, 1, 1] as [number, number, number] };
     const event = buildExecEvent(20, zombie, entryFromSnapshot(zombie, clock), undefined, 1, context);
+    fillNames(event, () => undefined, () => undefined);
     expect(event.process.name).toBe('a-very-long-pro');
     expect(event.process.executable).toBeUndefined();
     expect(event.process.args).toBeUndefined();
@@ -184,6 +187,68 @@ describe('a process that exited before its snapshot', () => {
     const event = buildExecEvent(22, read, entryFromSnapshot(read, clock), undefined, 1, context);
     expect(event.process.name).toBe('dash');
     expect(event.execsentry?.name_from_comm).toBeUndefined();
+  });
+});
+
+describe('user and group fields', () => {
+  const identity: HostIdentity = {
+    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
+    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
+    entityNamespace: 'h',
+  };
+  const clock = new Clock(0, 0, 10_000_000);
+  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
+  const snapshot = (pid: number) => ({
+    pid,
+    partial: false,
+    startTicks: pid,
+    executable: '/usr/bin/true',
+    uids: [1000, 0, 0] as [number, number, number],
+    gids: [1000, 1001, 1002] as [number, number, number],
+    groups: [27, 4242],
+  });
+  const exec = (pid: number) => buildExecEvent(pid, snapshot(pid), entryFromSnapshot(snapshot(pid), clock), undefined, 1, context);
+  const users: Record<number, string> = { 0: 'root', 1000: 'alice' };
+  const groups: Record<number, string> = { 27: 'sudo', 1000: 'alice', 1001: 'staff', 1002: 'adm' };
+
+  it('names every id the process runs with (real, effective, saved, supplemental), as Elastic Defend lays them out', () => {
+    const event = exec(30);
+    const uids = new Set<number>();
+    const gids = new Set<number>();
+    collectIds(event, uids, gids);
+    expect([...uids].sort()).toEqual([0, 1000]);
+    expect([...gids].sort((a, b) => a - b)).toEqual([27, 1000, 1001, 1002, 4242]);
+    fillNames(event, (uid) => users[uid], (gid) => groups[gid]);
+    const json = JSON.parse(documentJson(event)) as ProcessEvent;
+    expect(json.process).toMatchObject({
+      user: { id: '0', name: 'root' },
+      real_user: { id: '1000', name: 'alice' },
+      saved_user: { id: '0', name: 'root' },
+      group: { id: '1001', name: 'staff' },
+      real_group: { id: '1000', name: 'alice' },
+      saved_group: { id: '1002', name: 'adm' },
+      supplemental_groups: [{ id: '27', name: 'sudo' }, { id: '4242' }],
+    });
+    expect(json.user).toEqual({ id: '0', name: 'root', effective: { id: '0', name: 'root' }, Ext: { real: { id: '1000', name: 'alice' } } });
+    expect(json.group).toEqual({ id: '1001', name: 'staff', Ext: { real: { id: '1000', name: 'alice' } } });
+    expect(documentJson(event)).toBe(JSON.stringify(event));
+  });
+
+  it('gives events of the same ids and names the same objects, and an id whose name changed new ones', () => {
+    const first = exec(31);
+    const second = exec(32);
+    fillNames(first, (uid) => users[uid], (gid) => groups[gid]);
+    fillNames(second, (uid) => users[uid], (gid) => groups[gid]);
+    expect(second.process.user).toBe(first.process.user);
+    expect(second.user).toBe(first.user);
+    expect(second.process.supplemental_groups).toBe(first.process.supplemental_groups);
+    const renamed = exec(33);
+    fillNames(renamed, (uid) => (uid === 1000 ? 'alice2' : users[uid]), (gid) => groups[gid]);
+    expect(renamed.process.real_user).toEqual({ id: '1000', name: 'alice2' });
+    expect(renamed.user?.Ext?.real).toEqual({ id: '1000', name: 'alice2' });
+    // what was already emitted keeps the name it was emitted with
+    expect(first.process.real_user).toEqual({ id: '1000', name: 'alice' });
+    expect(JSON.parse(documentJson(first)).user.Ext.real.name).toBe('alice');
   });
 });
 
