@@ -68,6 +68,22 @@ export function capabilityNames(hexMask: string): readonly string[] {
   return names;
 }
 
+/** process.thread of a process with these masks (either may be unknown): shared, do not mutate. */
+export function threadCapabilities(effectiveMask: string | undefined, permittedMask: string | undefined): { capabilities: { effective?: string[]; permitted?: string[] } } {
+  const key = `${effectiveMask ?? ''}/${permittedMask ?? ''}`;
+  const cached = threads.get(key);
+  if (cached !== undefined) return cached;
+  const capabilities: { effective?: string[]; permitted?: string[] } = {};
+  if (effectiveMask !== undefined) capabilities.effective = capabilityNames(effectiveMask) as string[];
+  if (permittedMask !== undefined) capabilities.permitted = capabilityNames(permittedMask) as string[];
+  const thread = markShared({ capabilities });
+  if (threads.size >= MAX_CACHED_MASKS) threads.clear();
+  threads.set(key, thread);
+  return thread;
+}
+
+const threads = new Map<string, { capabilities: { effective?: string[]; permitted?: string[] } }>();
+
 /**
  * The capabilities the sensor needs, and why (the unit grants exactly these; README explains them):
  * without them it would run and silently miss what detection rules look at, which a security agent must

@@ -12,9 +12,9 @@ import {
   type ProcessEvent,
   type RawProcessValues,
 } from '../ecs/types.js';
-import { markShared } from '../ecs/json.js';
+import { markHoldsShared, markShared } from '../ecs/json.js';
 import type { ProcSnapshot } from '../native.js';
-import { capabilityNames } from './capabilities.js';
+import { threadCapabilities } from './capabilities.js';
 import { escapeBytes } from './escape-bytes.js';
 import { stdioFields, streamDevice } from './stdio.js';
 import type { HostIdentity } from './host.js';
@@ -215,11 +215,11 @@ export function buildExecEvent(
   context: ExecContext,
 ): ProcessEvent {
   const namespace = context.identity.entityNamespace;
-  const process: EcsProcess = {
+  const process: EcsProcess = markHoldsShared({
     pid,
     // Without a start time the process cannot be identified across events; the id then names this exec only.
     entity_id: (entry !== undefined ? entityIdOf(entry, namespace) : undefined) ?? entityId(namespace, pid, -Date.parse(context.timestamp)),
-  };
+  });
   if (entry?.executable !== undefined) {
     process.executable = entry.executable;
     process.name = entry.name;
@@ -252,12 +252,7 @@ export function buildExecEvent(
     const ancestry = ancestryOf(entry, namespace);
     if (ancestry.length > 0) process.Ext = { ancestry: ancestry as string[] };
   }
-  if (snapshot.capEff !== undefined || snapshot.capPrm !== undefined) {
-    const capabilities: { effective?: string[]; permitted?: string[] } = {};
-    if (snapshot.capEff !== undefined) capabilities.effective = capabilityNames(snapshot.capEff) as string[];
-    if (snapshot.capPrm !== undefined) capabilities.permitted = capabilityNames(snapshot.capPrm) as string[];
-    process.thread = { capabilities };
-  }
+  if (snapshot.capEff !== undefined || snapshot.capPrm !== undefined) process.thread = threadCapabilities(snapshot.capEff, snapshot.capPrm);
   if (parent !== undefined) process.parent = summaryOf(parent, namespace);
   else if (parentPid !== undefined && parentPid > 0) process.parent = { pid: parentPid };
 

@@ -1,3 +1,4 @@
+import { markHoldsShared } from '../ecs/json.js';
 import { ECS_VERSION, type EcsProcess, type ProcessEvent } from '../ecs/types.js';
 import { entityId, eventFields, rawFields } from './enrich.js';
 import { inheritAtFork, summaryOf } from './leaders.js';
@@ -93,7 +94,7 @@ function lifecycleEvent(action: 'fork' | 'end', pid: number, entry: ProcessEntry
   const namespace = context.identity.entityNamespace;
   const known = entry === undefined ? { pid } : summaryOf(entry, namespace);
   // Without a start time the process cannot be identified across events; the id then names this event only.
-  const process: EcsProcess = { ...known, pid, entity_id: known.entity_id ?? entityId(namespace, pid, -Date.parse(context.timestamp)) };
+  const process: EcsProcess = markHoldsShared({ ...known, pid, entity_id: known.entity_id ?? entityId(namespace, pid, -Date.parse(context.timestamp)) });
   // The summary is shared and its text cached (src/ecs/json.ts): this event's own user and group
   // references are copies, since names are filled into an event's process in place.
   for (const key of ['user', 'real_user', 'group', 'real_group'] as const) {

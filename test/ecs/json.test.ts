@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { documentJson, markShared } from '../../src/ecs/json.js';
+import { documentJson, markHoldsShared, markShared } from '../../src/ecs/json.js';
 
 const jsonValue = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -20,8 +20,9 @@ const jsonValue = fc.letrec((tie) => ({
 describe('documentJson', () => {
   it('gives exactly JSON.stringify’s text for any document, shared parts or not', () => {
     fc.assert(
-      fc.property(jsonValue.object, fc.array(fc.nat(), { maxLength: 4 }), (document, picks) => {
-        // mark some nested objects shared, as the sensor marks parents, leaders and host
+      fc.property(jsonValue.object, fc.array(fc.nat(), { maxLength: 4 }), fc.array(fc.nat(), { maxLength: 4 }), (document, picks, holders) => {
+        // mark some nested objects shared, as the sensor marks parents, leaders and host, and some (arrays
+        // too, which are encoded whole all the same) as holding shared parts, as it marks an event's process
         const nested: object[] = [];
         const collect = (value: unknown) => {
           if (typeof value !== 'object' || value === null) return;
@@ -29,6 +30,7 @@ describe('documentJson', () => {
           for (const inner of Object.values(value)) collect(inner);
         };
         collect(document);
+        for (const pick of holders) if (nested.length > 0) markHoldsShared(nested[pick % nested.length]!);
         for (const pick of picks) if (nested.length > 0) markShared(nested[pick % nested.length]!);
         expect(documentJson(document)).toBe(JSON.stringify(document));
         // and again, now from the encoded text of the shared parts
@@ -45,9 +47,11 @@ describe('documentJson', () => {
 
   it('reuses a shared object’s text: it is encoded once, at its first use', () => {
     const parent = markShared({ pid: 1, name: 'init' });
-    const first = documentJson({ process: { pid: 2, parent } });
+    const first = documentJson({ process: markHoldsShared({ pid: 2, parent }) });
     parent.name = 'changed after its first encoding';
-    expect(documentJson({ process: { pid: 3, parent } })).toBe('{"process":{"pid":3,"parent":{"pid":1,"name":"init"}}}');
+    expect(documentJson({ process: markHoldsShared({ pid: 3, parent }) })).toBe('{"process":{"pid":3,"parent":{"pid":1,"name":"init"}}}');
+    // an object not marked as holding shared parts is encoded whole, as it is now
+    expect(documentJson({ process: { pid: 4, parent } })).toBe(`{"process":{"pid":4,"parent":{"pid":1,"name":"${parent.name}"}}}`);
     expect(first).toBe('{"process":{"pid":2,"parent":{"pid":1,"name":"init"}}}');
   });
 
