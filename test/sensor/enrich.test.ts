@@ -84,15 +84,17 @@ describe('identities', () => {
   });
 });
 
+/** The host, clock and time the exec events below are built with. */
+const identity: HostIdentity = {
+  host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
+  agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
+  entityNamespace: 'h',
+};
+const clock = new Clock(0, 0, 10_000_000);
+const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
+
 describe('values that were not UTF-8', () => {
-  const identity: HostIdentity = {
-    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
-    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
-    entityNamespace: 'h',
-  };
-  const clock = new Clock(0, 0, 10_000_000);
   const latin1 = (text: string) => Buffer.from(text, 'latin1');
-  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
   const exec = (snapshot: ProcSnapshot & { startTicks: number }, parent?: ProcSnapshot & { startTicks: number }) =>
     buildExecEvent(snapshot.pid, snapshot, entryFromSnapshot(snapshot, clock), parent && entryFromSnapshot(parent, clock), parent?.pid, context);
   // /tmp/sh<ff> -c 'a\b' in /tmp/d<fe>
@@ -161,13 +163,6 @@ describe('values that were not UTF-8', () => {
 });
 
 describe('a process that exited before its snapshot', () => {
-  const identity: HostIdentity = {
-    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
-    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
-    entityNamespace: 'h',
-  };
-  const clock = new Clock(0, 0, 10_000_000);
-  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
 
   it("names it by the kernel's comm, says so, and keeps the ids the zombie still shows", () => {
     const zombie = { pid: 20, partial: true, exited: true, startTicks: 7, comm: 'a-very-long-pro', uids: [1, 1, 1] as [number, number, number], gids: [1, 1, 1] as [number, number, number] };
@@ -191,13 +186,6 @@ describe('a process that exited before its snapshot', () => {
 });
 
 describe('user and group fields', () => {
-  const identity: HostIdentity = {
-    host: { name: 'h', hostname: 'h', architecture: 'x86_64', os: { type: 'linux', kernel: '6.1.0' } },
-    agent: { type: 'execsentry', version: '0.0.0', id: 'c0ffee00-0000-4000-8000-000000000000' },
-    entityNamespace: 'h',
-  };
-  const clock = new Clock(0, 0, 10_000_000);
-  const context = { identity, timestamp: '2024-05-01T10:00:00.000Z', created: '2024-05-01T10:00:00.000Z' };
   const snapshot = (pid: number) => ({
     pid,
     partial: false,
