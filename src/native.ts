@@ -111,6 +111,8 @@ export interface ConnectorStats {
   /** Exec snapshots skipped because the same pid exec'd again within the batch. */
   superseded: number;
   batches: number;
+  /** Hand-overs made in a sustained flow of records, with the widened window (native/connector.cc kSustainedCoalesceNs). */
+  sustainedHandOvers: number;
   /** Times the reader paused because JavaScript had not consumed its batches yet. */
   backpressureWaits: number;
   /** Times the reader thread woke from poll(). */

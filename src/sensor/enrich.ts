@@ -294,7 +294,8 @@ interface ReportedIds {
   gids: readonly [number, number, number] | undefined;
   groups: readonly number[] | undefined;
 }
-type Unnamed = ProcessEvent & { [IDS]?: ReportedIds };
+/** null once the fields are in place: the event's own user and group fields are then shared ones. */
+type Unnamed = ProcessEvent & { [IDS]?: ReportedIds | null };
 
 /** An exec event's user and group fields: process.user … process.saved_group, supplemental groups, user.*, group.*. */
 interface IdentityFields {
@@ -389,7 +390,7 @@ function collectSharedIds(p: EcsParentProcess | { pid: number } | undefined, uid
 /** Every uid and gid an event names that has no name yet (for the NSS cache). */
 export function collectIds(event: ProcessEvent, uids: Set<number>, gids: Set<number>): void {
   const ids = (event as Unnamed)[IDS];
-  if (ids !== undefined) {
+  if (ids !== undefined && ids !== null) {
     if (ids.uids !== undefined) for (const uid of ids.uids) uids.add(uid);
     if (ids.gids !== undefined) for (const gid of ids.gids) gids.add(gid);
     if (ids.groups !== undefined) for (const gid of ids.groups) gids.add(gid);
@@ -443,10 +444,10 @@ function nameShared(p: EcsParentProcess | { pid: number } | undefined, userName:
 export function fillNames(event: ProcessEvent, userName: NameOf, groupName: NameOf): void {
   const p = event.process;
   const ids = (event as Unnamed)[IDS];
-  if (ids !== undefined) {
-    (event as Unnamed)[IDS] = undefined;
+  if (ids !== undefined && ids !== null) {
+    (event as Unnamed)[IDS] = null;
     addIdentity(event, identityOf(ids, userName, groupName));
-  } else {
+  } else if (ids === undefined) {
     // A fork or end event's own copies of its process's references.
     nameRef(p.user, userName);
     nameRef(p.real_user, userName);

@@ -234,8 +234,10 @@ describe('user and group fields', () => {
     fillNames(renamed, (uid) => (uid === 1000 ? 'alice2' : users[uid]), (gid) => groups[gid]);
     expect(renamed.process.real_user).toEqual({ id: '1000', name: 'alice2' });
     expect(renamed.user?.Ext?.real).toEqual({ id: '1000', name: 'alice2' });
-    // what was already emitted keeps the name it was emitted with
+    // what was already emitted keeps the name it was emitted with, even named again
+    fillNames(first, (uid) => `other-${uid}`, (gid) => `other-${gid}`);
     expect(first.process.real_user).toEqual({ id: '1000', name: 'alice' });
+    expect(second.process.real_user).toEqual({ id: '1000', name: 'alice' });
     expect(JSON.parse(documentJson(first)).user.Ext.real.name).toBe('alice');
   });
 });

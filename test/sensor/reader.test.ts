@@ -103,6 +103,7 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
     const parentShell = copyOf('/bin/bash', 'p');
     const kid = copyOf('/bin/bash', 'kid');
     const kinds = { complete: 0, exited: 0 };
+    let kidsWithIds = 0;
     for (let i = 0; i < 200; i++) {
       const marker = `kid-${unique()}`;
       const script = `${kid} -c 'read -t 1 v' ${marker} </dev/null & exit 0`;
@@ -120,8 +121,11 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
       // Ids outlive an exiting process's memory: whenever /proc still showed the kid (a name, from exe or
       // comm), they are there. (Under a loaded machine the kid can be reaped before the reader gets to it.)
       if (kidEvent.process.name !== undefined) expect(kidEvent.process.user?.id, JSON.stringify(kidEvent)).toBe('1');
+      if (kidEvent.process.user !== undefined) kidsWithIds++;
     }
     expect(kinds.complete + kinds.exited).toBe(400);
+    // The reader gets to a kid well within its 1–3 ms, but for a rare one on a loaded machine.
+    expect(kidsWithIds).toBeGreaterThan(200 * 0.9);
   });
 
   it('an exec storm: every exec captured, none attributed to another process', { timeout: 120_000 }, async () => {
@@ -156,27 +160,25 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
   });
 
   it('hands a sustained flow of execs to JavaScript in batches of several, not one hand-over per exec', { timeout: 120_000 }, async () => {
-    // One worker, as fast as it goes: on a 2-core VM about one exec per millisecond, so a window of 1 ms
-    // (the one for isolated records) would hand over about one exec each time; the widened window of a
-    // sustained flow gathers about four.
+    // Two workers as fast as they go: on a 2-core VM an exec every 0.7 ms, so the 1 ms window of isolated
+    // records would hand over about one exec each time (some 2,900 hand-overs); the flow is recognised and
+    // the widened window gathers several.
     const storm = join(scratch, 'exec-storm');
     execFileSync('cc', ['-O2', '-o', storm, fileURLToPath(new URL('../../bench/exec-storm.c', import.meta.url))]);
     const program = copyOf('/bin/true', 'flow-true');
-    const batches = () => (sensor as unknown as { connector: { stats(): { batches: number } } }).connector.stats().batches;
+    const stats = () => (sensor as unknown as { connector: { stats(): { batches: number; sustainedHandOvers: number } } }).connector.stats();
     const from = events.length;
-    const before = batches();
-    const started = Date.now();
+    const before = stats();
     const log = join(scratch, 'flow.log');
     // Not spawnSync: JavaScript must stay free to take each batch (while it is busy the reader holds records anyway).
-    const run = spawn(storm, ['1500', '1', `flow${unique()}`, log, program], { stdio: 'ignore' });
+    const run = spawn(storm, ['2000', '2', `flow${unique()}`, log, program], { stdio: 'ignore' });
     await exited(run);
-    const flowMs = Date.now() - started;
     expect(run.exitCode).toBe(0);
-    const worker = Number(readFileSync(`${log}.0`, 'utf8').split(' ')[0]);
-    await until(() => events.slice(from).filter((e) => e.process.parent?.pid === worker).length >= 1500, 'every exec of the flow', 30_000);
-    // In a flow, hand-overs come at most one per widened window (4 ms; the first few at 1 ms), however fast
-    // or slow the machine runs the flow; with the 1 ms window alone there would be about one per millisecond.
-    expect(batches() - before).toBeLessThan((flowMs / 4) * 1.25 + 20);
+    const workers = new Set([0, 1].map((w) => Number(readFileSync(`${log}.${w}`, 'utf8').split(' ')[0])));
+    await until(() => events.slice(from).filter((e) => workers.has(e.process.parent?.pid ?? -1)).length >= 4000, 'every exec of the flow', 30_000);
+    const after = stats();
+    expect(after.sustainedHandOvers - before.sustainedHandOvers).toBeGreaterThan(0);
+    expect(after.batches - before.batches).toBeLessThan(4000 / 2);
   });
 });
 
