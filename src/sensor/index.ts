@@ -81,6 +81,8 @@ export interface SensorStats extends HasherStats {
   forks: number;
   exits: number;
   backpressureWaits: number;
+  /** Batches handed to JavaScript in a sustained flow of records (the 4 ms window of a storm; native/connector.cc). */
+  sustainedHandOvers: number;
   /** Times the reader thread woke up. */
   readerWakeups: number;
   socketBufferBytes: number;
@@ -292,6 +294,7 @@ export class Sensor {
       forks: native?.forks ?? 0,
       exits: native?.exits ?? 0,
       backpressureWaits: native?.backpressureWaits ?? 0,
+      sustainedHandOvers: native?.sustainedHandOvers ?? 0,
       readerWakeups: native?.wakeups ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,

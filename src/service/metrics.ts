@@ -39,6 +39,7 @@ const METRICS: Record<string, [MetricType, string]> = {
   'sensor.forks': ['counter', 'Fork records received.'],
   'sensor.exits': ['counter', 'Exit records received.'],
   'sensor.backpressureWaits': ['counter', 'Times the reader thread waited for the JavaScript thread.'],
+  'sensor.sustainedHandOvers': ['counter', 'Batches handed to the JavaScript thread with the wider window of a sustained flow of records.'],
   'sensor.readerWakeups': ['counter', 'Wake-ups of the reader thread.'],
   'sensor.socketBufferBytes': ['gauge', 'Netlink receive buffer granted, in bytes.'],
   'sensor.callbackErrors': ['counter', 'Batches whose handling threw.'],
