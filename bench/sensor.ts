@@ -284,6 +284,8 @@ interface RunningAgent {
   arrivals: Map<string, number>;
   timestamps: Map<string, number>;
   stop(): Promise<void>;
+  /** The end of the agent's log, for a shell that got no alert. */
+  stderrTail(): string;
 }
 
 async function startRun(stateDir: string): Promise<RunningAgent> {
@@ -303,6 +305,7 @@ async function startRun(stateDir: string): Promise<RunningAgent> {
   if (!stderr.includes('execsentry running')) throw new Error(`run did not start: ${stderr}`);
   return {
     pid: agent.pid as number,
+    stderrTail: () => stderr.slice(-1500),
     arrivals,
     timestamps,
     stop: async () => {
@@ -344,6 +347,14 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
     await waitFor(() => agent.arrivals.has(shell), 2_000);
     const arrived = agent.arrivals.get(shell);
     const at = agent.timestamps.get(shell);
+    if (arrived === undefined) {
+      // Late, or never? (An alert of an event without process.executable is keyed '' by startRun.)
+      await waitFor(() => agent.arrivals.has(shell), 15_000);
+      const late = agent.arrivals.get(shell);
+      const came = late === undefined ? 'none in 15 s more' : `it came ${late - (agent.timestamps.get(shell) ?? late)} ms after the exec`;
+      const anonymous = agent.arrivals.has('') ? 'some' : 'none';
+      process.stderr.write(`bench:sensor: no alert for ${shell} within 2 s (${came}; alerts without process.executable so far: ${anonymous}); the agent's log ends: ${agent.stderrTail()}\n`);
+    }
     return arrived === undefined || at === undefined ? undefined : arrived - at;
   };
   // The first alert of a fresh agent waits for its first NSS look-ups and runs cold code: an agent that
