@@ -42,7 +42,7 @@ if (process.getuid?.() !== 0) {
 const importFrom = async <T>(dist: string, path: string): Promise<T> => (await import(pathToFileURL(join(dist, path)).href)) as T;
 const DIST = resolve('dist');
 const { ConfigSchema } = await importFrom<typeof ConfigModule>(DIST, 'config.js');
-const { decodeRecords, native } = await importFrom<typeof NativeModule>(DIST, 'native.js');
+const { decodeRecords, native, RECORD_STRIDE } = await importFrom<typeof NativeModule>(DIST, 'native.js');
 const sensorOptions = ConfigSchema.parse({}).sensor;
 const settle = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -155,7 +155,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 for (const build of builds) await build.replay.stop();
 
-const records = recorded.reduce((n, { packed }) => n + packed.length, 0) / 6;
+const records = recorded.reduce((n, { packed }) => n + packed.length, 0) / RECORD_STRIDE;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1] ?? NaN;
 const cell = (rounds: Round[], pick: (round: Round) => number) => {
   const values = rounds.map(pick);

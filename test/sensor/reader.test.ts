@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ProcessEvent } from '../../src/ecs/types.js';
 import { createLogger } from '../../src/log.js';
+import type { ConnectorStats } from '../../src/native.js';
 import { Sensor } from '../../src/sensor/index.js';
 import { describeAsRoot } from '../helpers/privilege.js';
 import { stagedPath } from '../helpers/staged.js';
@@ -60,6 +61,21 @@ function expectTruthful(event: ProcessEvent, executable: string, args: string[],
   // (unless it has no controlling terminal at all, which decides it without the fds).
   if (event.process.tty !== undefined) expect(event.process.interactive).toBeUndefined();
   return 'exited';
+}
+
+/** bench/exec-storm.c, compiled once for the tests that run a storm. */
+let stormBinary: string | undefined;
+function execStorm(): string {
+  if (stormBinary === undefined) {
+    stormBinary = join(scratch, 'exec-storm');
+    execFileSync('cc', ['-O2', '-o', stormBinary, fileURLToPath(new URL('../../bench/exec-storm.c', import.meta.url))]);
+  }
+  return stormBinary;
+}
+
+/** The addon connector's own counters (ConnectorStats), beyond what Sensor.stats() passes on. */
+function connectorStats(sensor: Sensor): ConnectorStats {
+  return (sensor as unknown as { connector: { stats(): ConnectorStats } }).connector.stats();
 }
 
 function startSensor(events: ProcessEvent[], legacyKernel = false): Promise<Sensor> {
@@ -129,8 +145,7 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
   });
 
   it('an exec storm: every exec captured, none attributed to another process', { timeout: 120_000 }, async () => {
-    const storm = join(scratch, 'exec-storm');
-    execFileSync('cc', ['-O2', '-o', storm, fileURLToPath(new URL('../../bench/exec-storm.c', import.meta.url))]);
+    const storm = execStorm();
     const program = copyOf('/bin/true', 'storm-true');
     const tag = `storm${unique()}`;
     const log = join(scratch, 'storm.log');
@@ -163,10 +178,9 @@ describeAsRoot('the reader thread on real short-lived processes', () => {
     // Two workers as fast as they go: on a 2-core VM an exec every 0.7 ms, so the 1 ms window of isolated
     // records would hand over about one exec each time (some 2,900 hand-overs); the flow is recognised and
     // the widened window gathers several.
-    const storm = join(scratch, 'exec-storm');
-    execFileSync('cc', ['-O2', '-o', storm, fileURLToPath(new URL('../../bench/exec-storm.c', import.meta.url))]);
+    const storm = execStorm();
     const program = copyOf('/bin/true', 'flow-true');
-    const stats = () => (sensor as unknown as { connector: { stats(): { batches: number; sustainedHandOvers: number } } }).connector.stats();
+    const stats = () => connectorStats(sensor);
     const from = events.length;
     const before = stats();
     const log = join(scratch, 'flow.log');
@@ -210,7 +224,7 @@ describeAsRoot('the older kernels\' subscription (one socket behind a BPF filter
       expect(stats.lost).toBe(0);
       expect(sensor.stats().exits).toBeGreaterThan(0);
       // every thread record was dropped before it reached the socket
-      expect((sensor as unknown as { connector: { stats(): { threadEvents: number } } }).connector.stats().threadEvents).toBe(0);
+      expect(connectorStats(sensor).threadEvents).toBe(0);
     } finally {
       await sensor.stop();
     }
