@@ -341,7 +341,9 @@ async function alertLatency(shells: number, duringStorm: boolean, stateRoot: str
   const shellLatency = async (shell: string): Promise<number | undefined> => {
     copyFileSync('/bin/bash', shell);
     chmodSync(shell, 0o755);
-    // read waits on the terminal (no input) for 50 ms: the shell is alive while it is read.
+    // script passes on the end of its standard input (/dev/null) to the terminal, so read meets EOF at once:
+    // the shell lives about 8 ms after its exec. A snapshot later than that finds it gone and the alert
+    // lost, which is why the benchmark reports every shell without one.
     const child = spawn('script', ['-qec', `runuser -u daemon -- ${shell} -c 'read -t 0.05 v'`, '/dev/null'], { stdio: 'ignore' });
     await exited(child);
     await waitFor(() => agent.arrivals.has(shell), 2_000);

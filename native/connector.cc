@@ -13,7 +13,11 @@
 //   one socket takes every record, unfiltered, and is not polled; a second socket takes exec records only
 //   and is the reader's doorbell. Each exec wakes the reader once; it empties the doorbell, then drains the
 //   full socket, so fork and exit records are read in passing (or by a 50 ms timer when no exec comes),
-//   never one wake-up each. Loss accounting stays exact on the full socket.
+//   never one wake-up each. Loss accounting stays exact on the full socket. One broadcast reaches the two
+//   sockets one after the other, waking each reader as it goes (net/netlink/af_netlink.c:
+//   netlink_broadcast_filtered walks the group's list of sockets, where netlink_update_subscriptions adds
+//   each at the head): an exec announced by the doorbell may not be in the full socket yet. The doorbell's sequence numbers say which execs it
+//   announced; until the full socket has shown them, the reader watches it too.
 // - Older kernels ignore a proc_input request (cn_proc_mcast_ctl returned unless len == sizeof(op)): one
 //   socket as before, with a classic BPF filter that drops thread fork/exit records before they wake us.
 //
@@ -129,7 +133,7 @@ struct Batch {
 struct Shared {
   std::atomic<uint64_t> received{0}, execs{0}, forks{0}, exits{0}, threadEvents{0}, idChanges{0};
   std::atomic<uint64_t> overruns{0}, seqGaps{0}, partial{0}, exited{0}, denied{0}, pidReused{0}, superseded{0};
-  std::atomic<uint64_t> batches{0}, sustainedHandOvers{0}, backpressureWaits{0}, wakeups{0};
+  std::atomic<uint64_t> batches{0}, sustainedHandOvers{0}, backpressureWaits{0}, wakeups{0}, lateExecs{0};
   std::atomic<int> pendingBatches{0};
   std::atomic<uint64_t> socketBufferBytes{0};
   // Records held while JavaScript was busy go the moment it is done: the JavaScript thread signals this
@@ -294,14 +298,15 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   }
 
   void Subscribe(Napi::Env env, int bufferBytes) {
+    // The doorbell only says "an exec is waiting": a small buffer is enough (overflowing it loses nothing).
+    // Bound before the full socket, it is reached after it by each broadcast (see the top of this file), so
+    // an exec is normally in the full socket by the time its doorbell rings.
+    if (filtered_) doorbell_ = OpenSocket(env, 256 * 1024);
     records_ = OpenSocket(env, bufferBytes);
     int actual = 0;
     socklen_t length = sizeof actual;
     if (getsockopt(records_, SOL_SOCKET, SO_RCVBUF, &actual, &length) == 0) socketBufferBytes_ = static_cast<uint64_t>(actual);
-    if (filtered_) {
-      // The doorbell only says "an exec is waiting": a small buffer is enough (overflowing it loses nothing).
-      doorbell_ = OpenSocket(env, 256 * 1024);
-    } else {
+    if (!filtered_) {
       std::vector<struct sock_filter> code = ThreadRecordFilter();
       struct sock_fprog program = {static_cast<unsigned short>(code.size()), code.data()};
       if (setsockopt(records_, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0) Fail(env, "setsockopt(SO_ATTACH_FILTER)");
@@ -388,6 +393,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     put("superseded", s.superseded);
     put("batches", s.batches);
     put("sustainedHandOvers", s.sustainedHandOvers);
+    put("lateExecs", s.lateExecs);
     put("backpressureWaits", s.backpressureWaits);
     put("wakeups", s.wakeups);
     put("socketBufferBytes", s.socketBufferBytes);
@@ -435,8 +441,9 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       nfds_t count = 0;
       set[count++] = {wakeFd_, POLLIN, 0};
       set[count++] = {filtered_ ? doorbell_ : records_, POLLIN, 0};
-      // Idle (filtered mode): the first record of any kind wakes us; otherwise the drain timer does.
-      const bool watchRecords = filtered_ && !recordsMayWait;
+      // Idle (filtered mode): the first record of any kind wakes us; otherwise the drain timer does, unless
+      // the doorbell announced an exec the full socket has not shown yet: its arrival must wake us.
+      const bool watchRecords = filtered_ && (!recordsMayWait || ExecAnnouncedNotRead());
       if (watchRecords) set[count++] = {records_, POLLIN, 0};
       const bool watchJs = jsBusy && windowLeft <= 0 && shared_->jsIdleFd >= 0;
       if (watchJs) set[count++] = {shared_->jsIdleFd, POLLIN, 0};
@@ -448,6 +455,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
         const int64_t left = windowLeft > 0 ? windowLeft : watchJs ? -1 : jsBusy ? kCoalesceNs : 0;
         if (left >= 0) timeoutNs = timeoutNs < 0 ? left : std::min(timeoutNs, left);
       }
+      const bool drainTimer = filtered_ && recordsMayWait && timeoutNs == kDrainIntervalMs * 1000000LL;
       struct timespec timeout = {static_cast<time_t>(timeoutNs / 1000000000LL), static_cast<long>(timeoutNs % 1000000000LL)};
       int ready = ppoll(set, count, timeoutNs < 0 ? nullptr : &timeout, nullptr);
       if (ready < 0) {
@@ -466,8 +474,12 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       const bool doorbell = set[1].revents != 0;
       if (filtered_) {
         if (doorbell) Drain(doorbell_, false);
-        // Every exec in the doorbell is in the full socket already (one netlink_broadcast delivers both).
-        if (doorbell || (watchRecords && set[2].revents != 0) || (ready == 0 && recordsMayWait)) recordsMayWait = Drain(records_, true) > 0;
+        if (doorbell || (watchRecords && set[2].revents != 0) || (ready == 0 && recordsMayWait)) {
+          const uint64_t execsBefore = shared_->execs.load();
+          recordsMayWait = Drain(records_, true) > 0;
+          // Execs no wake-up announced: they waited for the drain timer (a doorbell overflow loses some).
+          if (ready == 0 && drainTimer) shared_->lateExecs += shared_->execs.load() - execsBefore;
+        }
       } else if (doorbell) {
         Drain(records_, true);
       }
@@ -481,8 +493,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     if (!batch_->records.empty()) HandOver();
   }
 
-  // Reads what fd holds (decoding it when `decode`, else discarding it) into batch_, snapshotting execs as
-  // soon as what is queued has been read; returns the number of records decoded.
+  // Reads what fd holds into batch_ (decoding it when `decode`, else noting the execs it announces),
+  // snapshotting execs as soon as what is queued has been read; returns the number of records decoded.
   size_t Drain(int fd, bool decode) {
     struct mmsghdr messages[kReceiveVector];
     struct iovec vectors[kReceiveVector];
@@ -512,11 +524,13 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
         failed_ = true;
         break;
       }
-      if (decode) {
-        const size_t before = batch_->records.size();
-        for (int i = 0; i < n; i++) Decode(receive_.data() + i * kMessageBytes, messages[i].msg_len);
-        decoded += batch_->records.size() - before;
+      const size_t before = batch_->records.size();
+      for (int i = 0; i < n; i++) {
+        const char* data = receive_.data() + i * kMessageBytes;
+        if (decode) Decode(data, messages[i].msg_len);
+        else Announce(data, messages[i].msg_len);
       }
+      decoded += batch_->records.size() - before;
       if (static_cast<unsigned>(n) < kReceiveVector) break;
     }
     // Snapshots wait for the whole queue (bounded by the socket buffer): a later record can show that an
@@ -585,7 +599,9 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     return bytes;
   }
 
-  void Decode(const char* data, size_t size) {
+  // Calls visit(message, event) for each well-formed proc connector message in one datagram.
+  template <typename Visit>
+  static void ForEachProcEvent(const char* data, size_t size, Visit&& visit) {
     size_t remaining = size;
     for (auto* header = reinterpret_cast<const struct nlmsghdr*>(data); NLMSG_OK(header, remaining);
          header = NLMSG_NEXT(header, remaining)) {
@@ -598,71 +614,103 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
       struct proc_event event;
       std::memset(&event, 0, sizeof event);
       std::memcpy(&event, message->data, std::min<size_t>(message->len, sizeof event));
-      // Acks take a number from the same per-CPU sequence as events.
-      TrackSequence(event.cpu, message->seq);
-      if (event.what == proc_event::PROC_EVENT_NONE) {
-        // The kernel multicasts every listener's ack (ack = our ack + 1, sequence renumbered), so ours
-        // cannot be told apart: the first one after subscribing stands for it.
-        if (!ackSeen_ && message->ack == 1) {
-          ackSeen_ = true;
-          Record subscribed{kSubscribed};
-          subscribed.value = event.event_data.ack.err;
-          batch_->records.push_back(std::move(subscribed));
-        }
-        continue;
-      }
-      shared_->received++;
-      Record record{kExec};
-      record.timeNs = event.timestamp_ns;
-      switch (event.what) {
-        case proc_event::PROC_EVENT_EXEC:
-          shared_->execs++;
-          record.pid = event.event_data.exec.process_tgid;
-          break;
-        case proc_event::PROC_EVENT_FORK:
-          if (event.event_data.fork.child_pid != event.event_data.fork.child_tgid) {
-            shared_->threadEvents++;  // a new thread, not a new process
-            continue;
-          }
-          shared_->forks++;
-          record.kind = kFork;
-          record.pid = event.event_data.fork.child_tgid;
-          record.parentPid = event.event_data.fork.parent_tgid;
-          break;
-        case proc_event::PROC_EVENT_EXIT:
-          if (event.event_data.exit.process_pid != event.event_data.exit.process_tgid) {
-            shared_->threadEvents++;
-            continue;
-          }
-          shared_->exits++;
-          record.kind = kExit;
-          record.pid = event.event_data.exit.process_tgid;
-          // exit_signal is the signal the parent is sent (SIGCHLD), not what killed the process: unused
-          record.value = event.event_data.exit.exit_code;
-          break;
-        case proc_event::PROC_EVENT_UID:
-        case proc_event::PROC_EVENT_GID:
-          if (event.event_data.id.process_pid != event.event_data.id.process_tgid) {
-            shared_->threadEvents++;
-            continue;
-          }
-          shared_->idChanges++;
-          record.kind = event.what == proc_event::PROC_EVENT_UID ? kUidChange : kGidChange;
-          record.pid = event.event_data.id.process_tgid;
-          record.value = event.event_data.id.e.euid;  // the same union slot as egid for a gid change
-          record.realId = event.event_data.id.r.ruid;  // and as rgid
-          break;
-        case proc_event::PROC_EVENT_SID:
-          // setsid() acts on the whole process (process_pid is the calling thread)
-          shared_->idChanges++;
-          record.kind = kSessionChange;
-          record.pid = event.event_data.sid.process_tgid;
-          break;
-        default:
-          continue;  // ptrace, comm, coredump: nothing the sensor uses
-      }
-      batch_->records.push_back(std::move(record));
+      visit(*message, event);
     }
+  }
+
+  // A doorbell message: the exec it announces carries this CPU and sequence number in the full socket too
+  // (send_msg numbers a record once, before the per-socket filter).
+  void Announce(const char* data, size_t size) {
+    ForEachProcEvent(data, size, [this](const struct cn_msg& message, const struct proc_event& event) {
+      if (event.what != proc_event::PROC_EVENT_EXEC) return;
+      if (event.cpu >= announcedSeq_.size()) announcedSeq_.resize(event.cpu + 1);
+      announcedSeq_[event.cpu] = message.seq;
+    });
+  }
+
+  // Whether the doorbell announced an exec the full socket has not shown yet. Per CPU, records keep their
+  // order (send_msg numbers and sends each under a per-CPU lock); a lost record (an overrun) is passed by
+  // the next one from its CPU.
+  bool ExecAnnouncedNotRead() const {
+    for (size_t cpu = 0; cpu < announcedSeq_.size(); cpu++) {
+      if (!announcedSeq_[cpu]) continue;
+      const std::optional<uint32_t> read = cpu < lastSeq_.size() ? lastSeq_[cpu] : std::nullopt;
+      if (!read || static_cast<int32_t>(*announcedSeq_[cpu] - *read) > 0) return true;
+    }
+    return false;
+  }
+
+  void Decode(const char* data, size_t size) {
+    ForEachProcEvent(data, size, [this](const struct cn_msg& message, const struct proc_event& event) {
+      DecodeEvent(message, event);
+    });
+  }
+
+  void DecodeEvent(const struct cn_msg& message, const struct proc_event& event) {
+    // Acks take a number from the same per-CPU sequence as events.
+    TrackSequence(event.cpu, message.seq);
+    if (event.what == proc_event::PROC_EVENT_NONE) {
+      // The kernel multicasts every listener's ack (ack = our ack + 1, sequence renumbered), so ours
+      // cannot be told apart: the first one after subscribing stands for it.
+      if (!ackSeen_ && message.ack == 1) {
+        ackSeen_ = true;
+        Record subscribed{kSubscribed};
+        subscribed.value = event.event_data.ack.err;
+        batch_->records.push_back(std::move(subscribed));
+      }
+      return;
+    }
+    shared_->received++;
+    Record record{kExec};
+    record.timeNs = event.timestamp_ns;
+    switch (event.what) {
+      case proc_event::PROC_EVENT_EXEC:
+        shared_->execs++;
+        record.pid = event.event_data.exec.process_tgid;
+        break;
+      case proc_event::PROC_EVENT_FORK:
+        if (event.event_data.fork.child_pid != event.event_data.fork.child_tgid) {
+          shared_->threadEvents++;  // a new thread, not a new process
+          return;
+        }
+        shared_->forks++;
+        record.kind = kFork;
+        record.pid = event.event_data.fork.child_tgid;
+        record.parentPid = event.event_data.fork.parent_tgid;
+        break;
+      case proc_event::PROC_EVENT_EXIT:
+        if (event.event_data.exit.process_pid != event.event_data.exit.process_tgid) {
+          shared_->threadEvents++;
+          return;
+        }
+        shared_->exits++;
+        record.kind = kExit;
+        record.pid = event.event_data.exit.process_tgid;
+        // exit_signal is the signal the parent is sent (SIGCHLD), not what killed the process: unused
+        record.value = event.event_data.exit.exit_code;
+        break;
+      case proc_event::PROC_EVENT_UID:
+      case proc_event::PROC_EVENT_GID:
+        if (event.event_data.id.process_pid != event.event_data.id.process_tgid) {
+          shared_->threadEvents++;
+          return;
+        }
+        shared_->idChanges++;
+        record.kind = event.what == proc_event::PROC_EVENT_UID ? kUidChange : kGidChange;
+        record.pid = event.event_data.id.process_tgid;
+        record.value = event.event_data.id.e.euid;  // the same union slot as egid for a gid change
+        record.realId = event.event_data.id.r.ruid;  // and as rgid
+        break;
+      case proc_event::PROC_EVENT_SID:
+        // setsid() acts on the whole process (process_pid is the calling thread)
+        shared_->idChanges++;
+        record.kind = kSessionChange;
+        record.pid = event.event_data.sid.process_tgid;
+        break;
+      default:
+        return;  // ptrace, comm, coredump: nothing the sensor uses
+    }
+    batch_->records.push_back(std::move(record));
   }
 
   // The kernel numbers proc events per CPU; a jump means events we never received. Behind the BPF filter
@@ -740,6 +788,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   std::vector<int> sockets_;
   int records_ = -1;   // every record (filtered mode: unfiltered, drained, not polled)
   int doorbell_ = -1;  // filtered mode: exec records only, polled
+  std::vector<std::optional<uint32_t>> announcedSeq_;  // per CPU: the last exec the doorbell announced
   int wakeFd_ = -1;
   bool legacyKernel_ = false;
   bool filtered_ = false;

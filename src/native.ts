@@ -117,6 +117,8 @@ export interface ConnectorStats {
   backpressureWaits: number;
   /** Times the reader thread woke from poll(). */
   wakeups: number;
+  /** Execs found by the 50 ms drain timer, not announced by the exec doorbell (Linux 6.6+; a doorbell overflow). */
+  lateExecs: number;
   /** The receive buffer the kernel granted. */
   socketBufferBytes: number;
   /** Socket streams reported without their ends: the closer of pidfd_getfd copies was full or stuck (process-wide). */

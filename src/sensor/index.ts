@@ -85,6 +85,8 @@ export interface SensorStats extends HasherStats {
   sustainedHandOvers: number;
   /** Times the reader thread woke up. */
   readerWakeups: number;
+  /** Execs the reader found only at its 50 ms drain, not when they happened (native/connector.cc). */
+  lateExecs: number;
   socketBufferBytes: number;
   /** Errors thrown by the events callback (caught and logged). */
   callbackErrors: number;
@@ -296,6 +298,7 @@ export class Sensor {
       backpressureWaits: native?.backpressureWaits ?? 0,
       sustainedHandOvers: native?.sustainedHandOvers ?? 0,
       readerWakeups: native?.wakeups ?? 0,
+      lateExecs: native?.lateExecs ?? 0,
       socketBufferBytes: native?.socketBufferBytes ?? 0,
       callbackErrors: this.counters.callbackErrors,
       ...(this.hasher?.stats() ?? NO_HASHING),

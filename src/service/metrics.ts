@@ -41,6 +41,7 @@ const METRICS: Record<string, [MetricType, string]> = {
   'sensor.backpressureWaits': ['counter', 'Times the reader thread waited for the JavaScript thread.'],
   'sensor.sustainedHandOvers': ['counter', 'Batches handed to the JavaScript thread with the wider window of a sustained flow of records.'],
   'sensor.readerWakeups': ['counter', 'Wake-ups of the reader thread.'],
+  'sensor.lateExecs': ['counter', 'Execs the reader found only at its 50 ms drain, not when their exec doorbell rang.'],
   'sensor.socketBufferBytes': ['gauge', 'Netlink receive buffer granted, in bytes.'],
   'sensor.callbackErrors': ['counter', 'Batches whose handling threw.'],
   'sensor.hashedFiles': ['counter', 'Executable files read and hashed (sensor.hashes; cache misses).'],
