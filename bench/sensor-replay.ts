@@ -8,7 +8,8 @@
  * and the encoding and writing of `execsentry events` (to /dev/null). Each phase is also timed alone, in
  * a loop over the whole recording: decoding the hand-over, building the events, encoding them, writing.
  * What it leaves out is what the live benchmark adds: the wake-ups, cold caches beside a storm, the
- * reader thread's competition for the cores.
+ * reader thread's competition for the cores. Of that, it reports the floor: what receiving and decoding the
+ * hand-overs, nothing else, cost the JavaScript thread during the recorded (live) storm.
  *
  * BENCH_REPLAY_ROUNDS (default 15) sets the rounds; the median and the best round are printed.
  * BENCH_REPLAY_COMPARE=<another build's dist directory> replays the same recording through that build too,
@@ -16,7 +17,7 @@
  * changed; a build from before src/ecs/json.ts is encoded with JSON.stringify, as its `events` did).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -46,8 +47,14 @@ const { decodeRecords, native, RECORD_STRIDE } = await importFrom<typeof NativeM
 const sensorOptions = ConfigSchema.parse({}).sensor;
 const settle = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** The batches the addon hands over during one storm, as it hands them over. */
-async function record(): Promise<{ packed: Float64Array; attachments: string }[]> {
+/** CPU time of this process's JavaScript thread so far, in ns (schedstat: the scheduler's own account). */
+const jsThreadCpuNs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+
+/**
+ * The batches the addon hands over during one storm, as it hands them over, and what receiving and decoding
+ * them cost the JavaScript thread per exec during the live storm: the floor under any JavaScript consumer.
+ */
+async function record(): Promise<{ batches: { packed: Float64Array; attachments: string }[]; floorMicros: number }> {
   const work = mkdtempSync(join(tmpdir(), 'execsentry-bench-replay-'));
   const storm = join(work, 'exec-storm');
   execFileSync('cc', ['-O2', '-o', storm, resolve('bench/exec-storm.c')], { stdio: 'inherit' });
@@ -57,15 +64,21 @@ async function record(): Promise<{ packed: Float64Array; attachments: string }[]
   const batches: { packed: Float64Array; attachments: string }[] = [];
   const connector = new (native().ProcessConnector)(
     { socketBufferBytes: sensorOptions.socketBufferBytes, maxArgsBytes: sensorOptions.maxArgsBytes },
-    (packed, attachments) => batches.push({ packed: packed.slice(), attachments }),
+    (packed, attachments) => {
+      batches.push({ packed: packed.slice(), attachments });
+      decodeRecords(packed, attachments);
+    },
   );
   await settle(300); // subscribed
+  const cpuBefore = jsThreadCpuNs();
+  const execsBefore = connector.stats().execs;
   const run = spawn(storm, [String(EXECS_PER_WORKER), String(WORKERS), 'replay', join(work, 'replay.log'), program], { stdio: 'ignore' });
   await new Promise((done) => run.once('exit', done));
   await settle(300); // the last records
+  const floorMicros = (jsThreadCpuNs() - cpuBefore) / 1000 / (connector.stats().execs - execsBefore);
   connector.stop();
   rmSync(work, { recursive: true, force: true });
-  return batches;
+  return { batches, floorMicros };
 }
 
 interface Round {
@@ -147,7 +160,7 @@ async function replayer(dist: string, recorded: { packed: Float64Array; attachme
   };
 }
 
-const recorded = await record();
+const { batches: recorded, floorMicros } = await record();
 const builds = [{ name: 'this build', replay: await replayer(DIST, recorded), rounds: [] as Round[] }];
 if (COMPARE !== undefined) builds.push({ name: COMPARE, replay: await replayer(COMPARE, recorded), rounds: [] });
 for (let round = 0; round < ROUNDS; round++) {
@@ -161,7 +174,8 @@ const cell = (rounds: Round[], pick: (round: Round) => number) => {
   const values = rounds.map(pick);
   return `${median(values).toFixed(1)} / ${Math.min(...values).toFixed(1)} µs`;
 };
-process.stdout.write(`${recorded.length} batches, ${Math.round(records)} records recorded; ${ROUNDS} rounds\n\n`);
+process.stdout.write(`${recorded.length} batches, ${Math.round(records)} records recorded; ${ROUNDS} rounds\n`);
+process.stdout.write(`live, during the recorded storm: receiving and decoding the hand-overs, nothing else, cost the JavaScript thread ${floorMicros.toFixed(1)} µs per exec\n\n`);
 process.stdout.write(`| per exec event, JavaScript thread (median / best round) | ${builds.map((build) => build.name).join(' | ')} |\n`);
 process.stdout.write(`|---|${builds.map(() => '---|').join('')}\n`);
 const row = (label: string, pick: (round: Round) => number) =>
