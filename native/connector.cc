@@ -16,8 +16,9 @@
 //   never one wake-up each. Loss accounting stays exact on the full socket. One broadcast reaches the two
 //   sockets one after the other, waking each reader as it goes (net/netlink/af_netlink.c:
 //   netlink_broadcast_filtered walks the group's list of sockets, where netlink_update_subscriptions adds
-//   each at the head): an exec announced by the doorbell may not be in the full socket yet. The doorbell's sequence numbers say which execs it
-//   announced; until the full socket has shown them, the reader watches it too.
+//   each at the head): an exec announced by the doorbell may not be in the full socket yet. The doorbell's
+//   sequence numbers say which execs it announced; until the full socket has shown them, the reader
+//   watches it too.
 // - Older kernels ignore a proc_input request (cn_proc_mcast_ctl returned unless len == sizeof(op)): one
 //   socket as before, with a classic BPF filter that drops thread fork/exit records before they wake us.
 //
