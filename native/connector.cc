@@ -624,19 +624,19 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   void Announce(const char* data, size_t size) {
     ForEachProcEvent(data, size, [this](const struct cn_msg& message, const struct proc_event& event) {
       if (event.what != proc_event::PROC_EVENT_EXEC) return;
+      const bool read = event.cpu < lastSeq_.size() && lastSeq_[event.cpu] && static_cast<int32_t>(message.seq - *lastSeq_[event.cpu]) <= 0;
+      if (read) return;  // the usual case: the full socket is reached first
       if (event.cpu >= announcedSeq_.size()) announcedSeq_.resize(event.cpu + 1);
       announcedSeq_[event.cpu] = message.seq;
     });
   }
 
-  // Whether the doorbell announced an exec the full socket has not shown yet. Per CPU, records keep their
-  // order (send_msg numbers and sends each under a per-CPU lock); a lost record (an overrun) is passed by
-  // the next one from its CPU.
+  // Whether the doorbell announced an exec the full socket has not shown yet (TrackSequence clears an
+  // announcement once the full socket passes it). Per CPU, records keep their order (send_msg numbers and
+  // sends each under a per-CPU lock); a lost record (an overrun) is passed by the next one from its CPU.
   bool ExecAnnouncedNotRead() const {
-    for (size_t cpu = 0; cpu < announcedSeq_.size(); cpu++) {
-      if (!announcedSeq_[cpu]) continue;
-      const std::optional<uint32_t> read = cpu < lastSeq_.size() ? lastSeq_[cpu] : std::nullopt;
-      if (!read || static_cast<int32_t>(*announcedSeq_[cpu] - *read) > 0) return true;
+    for (const std::optional<uint32_t>& announced : announcedSeq_) {
+      if (announced) return true;
     }
     return false;
   }
@@ -732,6 +732,8 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     }
     overrunPending_[cpu] = false;
     last = seq;
+    // Cleared, not kept for comparison: 2^31 records later an old number would read as still ahead.
+    if (cpu < announcedSeq_.size() && announcedSeq_[cpu] && static_cast<int32_t>(seq - *announcedSeq_[cpu]) >= 0) announcedSeq_[cpu].reset();
   }
 
   // /proc snapshots of the execs from `from` on. Fork records read nothing: the child's start time is the
@@ -787,7 +789,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   }
 
   std::vector<int> sockets_;
-  int records_ = -1;   // every record (filtered mode: unfiltered, drained, not polled)
+  int records_ = -1;   // every record (filtered mode: unfiltered; polled only while idle or awaiting an announced exec)
   int doorbell_ = -1;  // filtered mode: exec records only, polled
   std::vector<std::optional<uint32_t>> announcedSeq_;  // per CPU: the last exec the doorbell announced
   int wakeFd_ = -1;
