@@ -624,7 +624,7 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
   void Announce(const char* data, size_t size) {
     ForEachProcEvent(data, size, [this](const struct cn_msg& message, const struct proc_event& event) {
       if (event.what != proc_event::PROC_EVENT_EXEC) return;
-      const bool read = event.cpu < lastSeq_.size() && lastSeq_[event.cpu] && static_cast<int32_t>(message.seq - *lastSeq_[event.cpu]) <= 0;
+      const bool read = event.cpu < lastSeq_.size() && lastSeq_[event.cpu] && SeqReached(*lastSeq_[event.cpu], message.seq);
       if (read) return;  // the usual case: the full socket is reached first
       if (event.cpu >= announcedSeq_.size()) announcedSeq_.resize(event.cpu + 1);
       announcedSeq_[event.cpu] = message.seq;
@@ -733,8 +733,11 @@ class ProcessConnector : public Napi::ObjectWrap<ProcessConnector> {
     overrunPending_[cpu] = false;
     last = seq;
     // Cleared, not kept for comparison: 2^31 records later an old number would read as still ahead.
-    if (cpu < announcedSeq_.size() && announcedSeq_[cpu] && static_cast<int32_t>(seq - *announcedSeq_[cpu]) >= 0) announcedSeq_[cpu].reset();
+    if (cpu < announcedSeq_.size() && announcedSeq_[cpu] && SeqReached(seq, *announcedSeq_[cpu])) announcedSeq_[cpu].reset();
   }
+
+  // Whether a CPU's sequence has come as far as `target` once it shows `seq` (modulo 2^32, as it wraps).
+  static bool SeqReached(uint32_t seq, uint32_t target) { return static_cast<int32_t>(seq - target) >= 0; }
 
   // /proc snapshots of the execs from `from` on. Fork records read nothing: the child's start time is the
   // record's time on /proc's clock (copy_process() takes start_boottime moments before it sends the record),
